@@ -1,0 +1,243 @@
+//! The checked deployment: the five closed axes as enums, the open properties typed.
+//!
+//! A [`Deployment`] is what the rest of the kit trusts; only the validator builds one
+//! from a [`crate::drawer::Drawer`]. See SPEC §3.2–3.3.
+
+use std::fmt;
+
+pub const DEFAULT_IMAGE: &str = "ghcr.io/workbooks-sh/runtime:latest";
+pub const DEFAULT_PORT: u16 = 4000;
+pub const DEFAULT_PROVIDER: &str = "fly";
+
+/// A closed axis: a fixed list of legal, lowercase values.
+pub trait Axis: Sized + Copy + Eq + 'static {
+    /// The drawer key that sets it.
+    const KEY: &'static str;
+    /// Every value with its spelling in the file.
+    const VALUES: &'static [(&'static str, Self)];
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::VALUES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, v)| *v)
+    }
+
+    fn as_str(self) -> &'static str {
+        Self::VALUES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map(|(name, _)| *name)
+            .unwrap()
+    }
+
+    fn legal() -> String {
+        Self::VALUES
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+
+    /// The legal value a near miss meant: same letters in another case, trailing junk,
+    /// a known longer spelling, or a small edit distance.
+    fn suggest(text: &str) -> Option<&'static str> {
+        let folded = text.trim().to_ascii_lowercase();
+        let names = Self::VALUES.iter().map(|(name, _)| *name);
+        if let Some(hit) = names.clone().find(|n| *n == folded) {
+            return Some(hit);
+        }
+        if let Some(hit) = names
+            .clone()
+            .find(|n| folded.starts_with(n) || (folded.len() >= 2 && n.starts_with(&folded)))
+        {
+            return Some(hit);
+        }
+        names
+            .map(|n| (strsim::damerau_levenshtein(&folded, n), n))
+            .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+            .min()
+            .map(|(_, n)| n)
+    }
+}
+
+macro_rules! axis {
+    ($(#[$doc:meta])* $name:ident, $key:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+        impl Axis for $name {
+            const KEY: &'static str = $key;
+            const VALUES: &'static [(&'static str, Self)] = &[$(($text, $name::$variant)),+];
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+axis!(
+    /// Where the engine runs.
+    Place, "ENGINE_PLACE", { Local => "local", Cloud => "cloud" });
+axis!(
+    /// One tenant per engine, or many.
+    Tenancy, "TENANCY_MODE", { Single => "single", Multi => "multi" });
+axis!(
+    /// Where workbook data lives.
+    Storage, "STORAGE", { LocalFs => "local-fs", S3 => "s3" });
+axis!(
+    /// The engine's database.
+    Database, "DATABASE", { Sqlite => "sqlite", Postgres => "postgres" });
+axis!(
+    /// Who may call the engine.
+    Auth, "AUTH", { Trusted => "trusted", BetterAuth => "betterauth", Clerk => "clerk", Oidc => "oidc" });
+
+/// Every key the drawer may hold, closed axes first. Anything else is warned about.
+pub const KNOWN_KEYS: &[&str] = &[
+    "ENGINE_PLACE",
+    "TENANCY_MODE",
+    "STORAGE",
+    "DATABASE",
+    "AUTH",
+    "ID",
+    "APP",
+    "PROVIDER",
+    "REGION",
+    "IMAGE",
+    "PORT",
+    "STORAGE_ENDPOINT",
+    "STORAGE_BUCKET",
+    "STORAGE_REGION",
+    "ISSUER",
+    "JWKS_URL",
+    "PROFILE",
+];
+
+/// A deployment the validator has accepted (or, for an invalid file, the best reading of
+/// it, with defaults where a value was refused — never used to deploy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: String,
+    pub place: Place,
+    pub tenancy: Tenancy,
+    pub storage: Storage,
+    pub database: Database,
+    pub auth: Auth,
+    pub app: Option<String>,
+    pub provider: String,
+    pub region: Option<String>,
+    pub image: String,
+    pub port: u16,
+    pub storage_endpoint: Option<String>,
+    pub storage_bucket: Option<String>,
+    pub storage_region: Option<String>,
+    pub issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub profile: Option<String>,
+    /// Names from `#+DEPLOY_SECRETS:`, in declaration order.
+    pub secrets: Vec<String>,
+}
+
+impl Deployment {
+    /// A deployment with every default and the given place.
+    pub fn new(id: &str, place: Place) -> Deployment {
+        Deployment {
+            id: id.to_string(),
+            place,
+            tenancy: Tenancy::Single,
+            storage: Storage::LocalFs,
+            database: Database::Sqlite,
+            auth: Auth::Trusted,
+            app: None,
+            provider: DEFAULT_PROVIDER.to_string(),
+            region: None,
+            image: DEFAULT_IMAGE.to_string(),
+            port: DEFAULT_PORT,
+            storage_endpoint: None,
+            storage_bucket: None,
+            storage_region: None,
+            issuer: None,
+            jwks_url: None,
+            profile: None,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// The one-line shape printed on success (SPEC §4).
+    pub fn summary(&self) -> String {
+        let place = match self.place {
+            Place::Local => "local".to_string(),
+            Place::Cloud => format!(
+                "cloud({}:{})",
+                self.provider,
+                self.app.as_deref().unwrap_or("?")
+            ),
+        };
+        let tenancy = match self.tenancy {
+            Tenancy::Single => "single-tenant",
+            Tenancy::Multi => "multi-tenant",
+        };
+        let mut out = format!(
+            "{place} · {tenancy} · storage={} · db={}",
+            self.storage, self.database
+        );
+        if self.auth != Auth::Trusted {
+            out.push_str(&format!(" · auth={}", self.auth));
+        }
+        out
+    }
+
+    /// The JWKS URL the engine is told: explicit `JWKS_URL` wins, else derived from the
+    /// issuer by the auth kind (SPEC §5), never with a double slash.
+    pub fn jwks(&self) -> Option<String> {
+        if let Some(url) = &self.jwks_url {
+            return Some(url.clone());
+        }
+        let issuer = self.issuer.as_deref()?.trim_end_matches('/');
+        let path = match self.auth {
+            Auth::Trusted => return None,
+            Auth::BetterAuth => "/api/auth/jwks",
+            Auth::Clerk | Auth::Oidc => "/.well-known/jwks.json",
+        };
+        Some(format!("{issuer}{path}"))
+    }
+
+    /// Renders the deployment as a canonical Org file: the inverse of the reader.
+    pub fn to_org(&self) -> String {
+        let mut lines = vec![
+            format!("* {} :deployment:", self.id),
+            ":PROPERTIES:".to_string(),
+        ];
+        let mut put = |key: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                lines.push(format!(":{key}: {value}"));
+            }
+        };
+        put("ID", Some(&self.id));
+        put("ENGINE_PLACE", Some(self.place.as_str()));
+        put("TENANCY_MODE", Some(self.tenancy.as_str()));
+        put("STORAGE", Some(self.storage.as_str()));
+        put("DATABASE", Some(self.database.as_str()));
+        put("AUTH", Some(self.auth.as_str()));
+        put("APP", self.app.as_deref());
+        put("PROVIDER", Some(&self.provider));
+        put("REGION", self.region.as_deref());
+        put("IMAGE", Some(&self.image));
+        let port = self.port.to_string();
+        put("PORT", Some(&port));
+        put("STORAGE_ENDPOINT", self.storage_endpoint.as_deref());
+        put("STORAGE_BUCKET", self.storage_bucket.as_deref());
+        put("STORAGE_REGION", self.storage_region.as_deref());
+        put("ISSUER", self.issuer.as_deref());
+        put("JWKS_URL", self.jwks_url.as_deref());
+        put("PROFILE", self.profile.as_deref());
+        lines.push(":END:".to_string());
+        if !self.secrets.is_empty() {
+            lines.push(format!("#+DEPLOY_SECRETS: {}", self.secrets.join(" ")));
+        }
+        lines.push(String::new());
+        lines.join("\n")
+    }
+}

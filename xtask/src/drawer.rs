@@ -1,0 +1,401 @@
+//! The inert reader: `deployment.org` text → the drawer's keys, values and line numbers.
+//!
+//! Nothing here interpolates, includes or executes. The reader keeps going after a
+//! problem so that one run reports every problem in the file. See SPEC §3.1.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::diagnostic::Diagnostic;
+
+/// The one pattern a drawer line must match to be a property (SPEC §3.1).
+static PROPERTY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^:([A-Za-z_]+):\s+(.*\S)\s*$").unwrap());
+/// A line that *looks* like a property (`:SOMETHING:` first): if it fails [`PROPERTY`],
+/// it gets a warning rather than silence.
+static LOOKS_LIKE_PROPERTY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^:[^\s:]+:").unwrap());
+/// Any other drawer's opening line (`:LOGBOOK:`), whose body is ignored up to `:END:`.
+static OTHER_DRAWER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^:[A-Za-z][A-Za-z0-9_-]*:$").unwrap());
+/// The older keyword dialect, `#+DEPLOY_<KEY>: value`; Org keywords are case-insensitive.
+static KEYWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?i-u:#\+DEPLOY_)([A-Za-z_]+):(.*)$").unwrap());
+static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z][A-Z0-9_]*$").unwrap());
+static HEADLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\*+\s").unwrap());
+
+/// One `:KEY: value` as read, with the line it stands on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    pub key: String,
+    pub value: String,
+    pub line: usize,
+    /// Read from the older `#+DEPLOY_<KEY>:` form rather than the drawer.
+    pub from_keyword: bool,
+}
+
+/// One name declared in `#+DEPLOY_SECRETS:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretDecl {
+    pub name: String,
+    pub line: usize,
+}
+
+/// What the reader found: the chosen drawer's properties (first occurrence of each key),
+/// the declared secret names, and every structural problem and warning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drawer {
+    pub properties: Vec<Property>,
+    pub secrets: Vec<SecretDecl>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Line of the chosen drawer's `:PROPERTIES:`.
+    pub drawer_line: Option<usize>,
+    /// Line of the `:END:` closing the chosen drawer.
+    pub end_line: Option<usize>,
+}
+
+impl Drawer {
+    pub fn get(&self, key: &str) -> Option<&Property> {
+        self.properties.iter().find(|p| p.key == key)
+    }
+
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.get(key).map(|p| p.value.as_str())
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// The keyword dialect's names that differ from the drawer's.
+fn keyword_key(name: &str) -> String {
+    match name.to_ascii_uppercase().as_str() {
+        "PLACE" => "ENGINE_PLACE".to_string(),
+        "TENANCY" => "TENANCY_MODE".to_string(),
+        other => other.to_string(),
+    }
+}
+
+struct RawDrawer {
+    open_line: usize,
+    end_line: Option<usize>,
+    properties: Vec<Property>,
+}
+
+/// Reads a deployment file's text. `pick_id` selects one drawer when the file holds
+/// several under headlines with distinct `:ID:`s (`--id`).
+pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Drawer::default();
+    let mut drawers: Vec<RawDrawer> = Vec::new();
+    let mut keywords: Vec<Property> = Vec::new();
+    // Inside a property drawer: its index in `drawers`. Inside another drawer: its line.
+    let mut in_properties: Option<usize> = None;
+    let mut in_other: Option<usize> = None;
+
+    for (index, raw) in text.split('\n').enumerate() {
+        let n = index + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim();
+
+        if let Some(open) = in_properties {
+            if trimmed == ":END:" {
+                drawers[open].end_line = Some(n);
+                in_properties = None;
+                continue;
+            }
+            if HEADLINE.is_match(line) {
+                let opened = drawers[open].open_line;
+                out.diagnostics.push(Diagnostic::error(
+                    opened,
+                    format!("the drawer opened here is not closed before the headline at line {n} — add `:END:`"),
+                ));
+                in_properties = None;
+                // Fall through: the headline itself is read as usual.
+            } else if trimmed == ":PROPERTIES:" {
+                let opened = drawers[open].open_line;
+                out.diagnostics.push(Diagnostic::error(
+                    n,
+                    format!("`:PROPERTIES:` inside the drawer opened at line {opened} — close that one with `:END:` first"),
+                ));
+                continue;
+            } else {
+                read_drawer_line(
+                    line.trim_start(),
+                    n,
+                    &mut drawers[open].properties,
+                    &mut out.diagnostics,
+                );
+                continue;
+            }
+        }
+
+        if in_other.is_some() {
+            if trimmed == ":END:" {
+                in_other = None;
+            }
+            continue;
+        }
+
+        if trimmed == ":PROPERTIES:" {
+            drawers.push(RawDrawer {
+                open_line: n,
+                end_line: None,
+                properties: Vec::new(),
+            });
+            in_properties = Some(drawers.len() - 1);
+        } else if trimmed != ":END:" && OTHER_DRAWER.is_match(trimmed) {
+            in_other = Some(n);
+        } else if let Some(caps) = KEYWORD.captures(line.trim_start()) {
+            read_keyword(&caps[1], caps[2].trim(), n, &mut keywords, &mut out);
+        }
+    }
+
+    if let Some(open) = in_properties {
+        out.diagnostics.push(Diagnostic::error(
+            drawers[open].open_line,
+            "unterminated drawer: `:PROPERTIES:` opened here has no `:END:` before the end of the file — add `:END:`",
+        ));
+    }
+
+    if drawers.is_empty() && keywords.is_empty() && pick_id.is_none() {
+        out.diagnostics.push(Diagnostic::error(
+            None,
+            "no `:PROPERTIES:` drawer — a deployment is an Org headline with a property drawer; \
+             `cargo xtask deploy init local` writes a starter",
+        ));
+    }
+    let chosen = choose(drawers, pick_id, &mut out.diagnostics);
+    let mut properties = Vec::new();
+    if let Some(drawer) = chosen {
+        out.drawer_line = Some(drawer.open_line);
+        out.end_line = drawer.end_line;
+        properties = drawer.properties;
+    }
+    properties.extend(keywords);
+    for property in properties {
+        match out.properties.iter().find(|p| p.key == property.key) {
+            Some(first) => out.diagnostics.push(Diagnostic::error(
+                property.line,
+                format!(
+                    "`{}` is given twice (lines {} and {}) — keep one",
+                    property.key, first.line, property.line
+                ),
+            )),
+            None => out.properties.push(property),
+        }
+    }
+    out
+}
+
+fn read_drawer_line(
+    line: &str,
+    n: usize,
+    properties: &mut Vec<Property>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if let Some(caps) = PROPERTY.captures(line) {
+        properties.push(Property {
+            key: caps[1].to_ascii_uppercase(),
+            value: caps[2].to_string(),
+            line: n,
+            from_keyword: false,
+        });
+    } else if let Some(m) = LOOKS_LIKE_PROPERTY.find(line) {
+        let key = m.as_str().trim_matches(':');
+        let message = if line[m.end()..].trim().is_empty() {
+            format!("`{key}` has no value — the line is ignored; give it a value or remove it")
+        } else {
+            format!(
+                "`:{key}:` is not a property this reader accepts (keys are letters and underscores) — the line is ignored; \
+                 if it holds a secret, remove it from the file and use `cargo xtask deploy secrets set`"
+            )
+        };
+        diagnostics.push(Diagnostic::warning(n, message).sensitive());
+    }
+}
+
+fn read_keyword(name: &str, value: &str, n: usize, keywords: &mut Vec<Property>, out: &mut Drawer) {
+    let upper = name.to_ascii_uppercase();
+    if upper == "SECRETS" {
+        for secret in value.split_whitespace() {
+            if !SECRET_NAME.is_match(secret) {
+                out.diagnostics.push(Diagnostic::error(
+                    n,
+                    format!("secret name `{secret}` must match ^[A-Z][A-Z0-9_]*$ (uppercase letters, digits, underscores)"),
+                ));
+            } else if out.secrets.iter().any(|s| s.name == secret) {
+                out.diagnostics.push(Diagnostic::warning(
+                    n,
+                    format!("secret `{secret}` is declared twice"),
+                ));
+            } else {
+                out.secrets.push(SecretDecl {
+                    name: secret.to_string(),
+                    line: n,
+                });
+            }
+        }
+        return;
+    }
+    let key = keyword_key(&upper);
+    if value.is_empty() {
+        out.diagnostics.push(Diagnostic::warning(
+            n,
+            format!("`#+DEPLOY_{upper}:` has no value — the line is ignored; give it a value or remove it"),
+        ));
+        return;
+    }
+    out.diagnostics.push(Diagnostic::warning(
+        n,
+        format!(
+            "`#+DEPLOY_{upper}:` is the older keyword form; the drawer is canonical — \
+             `cargo xtask deploy fmt --migrate FILE` moves it to `:{key}:`"
+        ),
+    ));
+    keywords.push(Property {
+        key,
+        value: value.to_string(),
+        line: n,
+        from_keyword: true,
+    });
+}
+
+fn drawer_id(drawer: &RawDrawer) -> Option<&str> {
+    drawer
+        .properties
+        .iter()
+        .find(|p| p.key == "ID")
+        .map(|p| p.value.as_str())
+}
+
+fn choose(
+    mut drawers: Vec<RawDrawer>,
+    pick_id: Option<&str>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<RawDrawer> {
+    if let Some(id) = pick_id {
+        let found = drawers.iter().position(|d| drawer_id(d) == Some(id));
+        return match found {
+            Some(i) => Some(drawers.swap_remove(i)),
+            None => {
+                let ids: Vec<String> = drawers
+                    .iter()
+                    .filter_map(drawer_id)
+                    .map(|i| format!("`{i}`"))
+                    .collect();
+                let known = if ids.is_empty() {
+                    "no drawer here has an `:ID:`".to_string()
+                } else {
+                    format!("IDs here: {}", ids.join(", "))
+                };
+                diagnostics.push(Diagnostic::error(
+                    None,
+                    format!("no drawer has `:ID: {id}` — {known}"),
+                ));
+                None
+            }
+        };
+    }
+    match drawers.len() {
+        0 => None,
+        1 => drawers.pop(),
+        count => {
+            let lines: Vec<String> = drawers.iter().map(|d| d.open_line.to_string()).collect();
+            let ids: Vec<&str> = drawers.iter().filter_map(drawer_id).collect();
+            let mut distinct = ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let hint = if ids.len() == count && distinct.len() == count {
+                let listed: Vec<String> = ids.iter().map(|i| format!("`{i}`")).collect();
+                format!("pick one with `--id` ({})", listed.join(", "))
+            } else {
+                "give each headline's drawer a distinct `:ID:` and pick one with `--id`".to_string()
+            };
+            diagnostics.push(Diagnostic::error(
+                drawers[1].open_line,
+                format!(
+                    "{count} property drawers (lines {}) — one file is one deployment; {hint}",
+                    lines.join(", ")
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// The result of loading a file from disk: its text (lossily decoded if it is not
+/// UTF-8, so the rest of the report can still be made) and any problem with the bytes.
+pub struct Loaded {
+    pub text: Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Deployment files are a few hundred bytes; anything past this is not one.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads the file's bytes: the one place the reader touches the file system.
+pub fn load(path: &std::path::Path) -> Loaded {
+    use std::io::Read;
+    let fail = |message: String| Loaded {
+        text: None,
+        diagnostics: vec![Diagnostic::error(None, message)],
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fail(
+                "no such file — create one with `cargo xtask deploy init local` (or `init cloud`)"
+                    .into(),
+            );
+        }
+        Err(e) => return fail(format!("cannot read the file: {e}")),
+    };
+    if let Ok(meta) = file.metadata() {
+        if meta.is_dir() {
+            return fail("is a directory, not a deployment file".into());
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return fail(format!(
+                "the file is {:.1} MB — a deployment file is a few hundred bytes; refusing to read more than 1 MiB",
+                meta.len() as f64 / 1e6
+            ));
+        }
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
+        return fail(format!("cannot read the file: {e}"));
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return fail(
+            "the file is larger than 1 MiB — a deployment file is a few hundred bytes".into(),
+        );
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) if text.contains('\0') => Loaded {
+            diagnostics: vec![Diagnostic::error(
+                None,
+                "the file holds NUL bytes — it is binary, not Org text",
+            )],
+            text: Some(text.replace('\0', "")),
+        },
+        Ok(text) => Loaded {
+            text: Some(text),
+            diagnostics: Vec::new(),
+        },
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).replace('\0', "");
+            Loaded {
+                text: Some(text),
+                diagnostics: vec![Diagnostic::error(
+                    None,
+                    format!(
+                        "the file is not UTF-8 text (invalid byte at offset {at}) — save it as UTF-8 Org text"
+                    ),
+                )],
+            }
+        }
+    }
+}
