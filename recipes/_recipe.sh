@@ -1,0 +1,332 @@
+# shellcheck shell=bash
+#
+# _recipe.sh: the spine every provider recipe sources. It is never executed
+# on its own.
+#
+# For recipe authors
+# ------------------
+# The deploy kit finds <root>/<place>/bootstrap.sh and runs it with bash and a
+# CLEARED environment: PATH, HOME, the WB_* inputs described in README.md, the
+# engine environment as plain variables, and the credential variables named on
+# the recipe's own passthrough header line (the kit reads that line):
+#
+#     # wb-passthrough: NAME NAME
+#
+# A recipe sources this file, sets WB_RECIPE_PLACE to its directory name,
+# defines the eight hooks below and ends with `wb_recipe_run`:
+#
+#     provider_ensure_app      the app exists afterwards (create it if absent)
+#     provider_set_secrets     the whole engine env is stored with the provider,
+#                              staged (no restart); use wb_engine_dotenv or
+#                              the WB_ENGINE_ENV array, never argv
+#     provider_attach_volume   the persistent volume for WB_DATA exists
+#     provider_deploy_image    the engine image runs with the staged env
+#     provider_public_url      print the public base URL (no "url: " prefix)
+#     provider_down            destroy what `up` created
+#     provider_status          print the provider's view of the app
+#     provider_logs            print recent logs and return (no following)
+#
+# Every hook must be idempotent: `up` run twice in a row must succeed and
+# create nothing the second time. A hook fails by exiting non-zero (set -e is
+# on); never hide a failure with `|| true`, and never decide "absent" from an
+# error you have not recognised. While `up` and `secrets` run, the hooks'
+# stdout goes to stderr so that the kit reads a single `url: ...` line from
+# stdout.
+#
+# Written for bash, and kept free of bash-4-only features (no associative
+# arrays, no mapfile) so that macOS's bash 3.2 can run it as well.
+
+set -euo pipefail
+# Command substitutions inherit `set -e` too (bash >= 4.4; older bash lacks
+# the option, and the spine never relies on it for correctness).
+if ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))); then
+  shopt -s inherit_errexit
+fi
+
+# The six actions wb_recipe_run accepts, for messages.
+WB_RECIPE_ACTIONS="up secrets down status logs url"
+
+# Engine variables that join the engine env only when set and non-empty,
+# in the kit's order (after the five that are always present).
+WB_ENGINE_OPTIONAL="WB_APP_NAME WB_REGION WB_PROFILE_DIR WB_TENANCY_MODE \
+WB_STORAGE WB_S3_ENDPOINT WB_S3_BUCKET WB_S3_REGION WB_AUTH WB_AUTH_ISSUER \
+WB_JWKS_URL WB_S3_KEY WB_S3_SECRET WB_DATABASE_URL WB_PUBLIC_BEARER \
+WB_SIGNING_KEY"
+
+# flyctl's `secrets import` reads stdin with Go's bufio.Scanner, which stops
+# (silently) at a line of 64 KiB; stay clearly below it.
+WB_DOTENV_MAX_LINE=65000
+
+# wb_say MESSAGE...: one line on stderr, prefixed with the recipe's place.
+wb_say() {
+  printf 'wb recipe %s: %s\n' "${WB_RECIPE_PLACE:-?}" "$*" >&2
+}
+
+# wb_die MESSAGE...: say it and exit 1.
+wb_die() {
+  wb_say "$*"
+  exit 1
+}
+
+# wb_require NAME...: each variable must be set and non-empty.
+wb_require() {
+  local name
+  for name in "$@"; do
+    if [[ -z ${!name:-} ]]; then
+      wb_die "$name is not set; the kit passes it to every recipe run"
+    fi
+  done
+}
+
+# _wb_is_name NAME: succeeds when NAME is a usable environment variable name.
+_wb_is_name() {
+  [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]
+}
+
+# _wb_has_entry NAME: succeeds when WB_ENGINE_ENV already holds NAME=...
+_wb_has_entry() {
+  local entry
+  for entry in ${WB_ENGINE_ENV[@]+"${WB_ENGINE_ENV[@]}"}; do
+    if [[ ${entry%%=*} == "$1" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# _wb_in_words WORD LIST: succeeds when WORD is one of the words of LIST.
+_wb_in_words() {
+  local word
+  local -a words=()
+  read -r -a words <<<"$2"
+  for word in ${words[@]+"${words[@]}"}; do
+    if [[ $word == "$1" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# wb_base_env: assemble WB_ENGINE_ENV, the engine environment as NAME=value
+# strings, from the variables (the same rules as the kit's Rust side), then
+# cross-check the names against WB_ENGINE_KEYS when the kit sent them.
+wb_base_env() {
+  local name data
+  local -a names=()
+  wb_require WB_IMAGE
+
+  data=${WB_DATA:-/data}
+  WB_ENGINE_ENV=(
+    "WB_WEB=1"
+    "PORT=${WB_PORT:-4000}"
+    "WB_DATA=$data"
+    "WB_EMBED=${WB_EMBED:-local}"
+    "WB_REGISTRY=${WB_REGISTRY:-$data/registry.db}"
+  )
+
+  read -r -a names <<<"$WB_ENGINE_OPTIONAL"
+  for name in "${names[@]}"; do
+    if [[ -n ${!name:-} ]]; then
+      WB_ENGINE_ENV+=("$name=${!name}")
+    fi
+  done
+
+  names=()
+  read -r -a names <<<"${WB_SECRET_KEYS:-}"
+  for name in ${names[@]+"${names[@]}"}; do
+    _wb_is_name "$name" || wb_die "WB_SECRET_KEYS holds '$name', which is not a variable name"
+    if _wb_has_entry "$name"; then
+      continue
+    fi
+    if [[ -z ${!name+set} ]]; then
+      wb_die "secret $name is declared in WB_SECRET_KEYS but not set in the environment"
+    fi
+    WB_ENGINE_ENV+=("$name=${!name}")
+  done
+
+  if [[ -n ${WB_ENGINE_KEYS+set} ]]; then
+    _wb_check_engine_keys
+  fi
+
+  # Refuse values flyctl-style dotenv cannot carry before anything is created.
+  wb_engine_dotenv >/dev/null
+}
+
+# _wb_check_engine_keys: the set of names in WB_ENGINE_ENV must equal the set
+# in WB_ENGINE_KEYS; otherwise the kit and this spine disagree on the rules.
+_wb_check_engine_keys() {
+  local entry name spine_names="" only_kit="" only_spine=""
+  local -a kit_keys=()
+  read -r -a kit_keys <<<"$WB_ENGINE_KEYS"
+
+  for entry in "${WB_ENGINE_ENV[@]}"; do
+    name=${entry%%=*}
+    spine_names+=" $name"
+    if ! _wb_in_words "$name" "$WB_ENGINE_KEYS"; then
+      only_spine+=" $name"
+    fi
+  done
+  for name in ${kit_keys[@]+"${kit_keys[@]}"}; do
+    if ! _wb_in_words "$name" "$spine_names"; then
+      only_kit+=" $name"
+    fi
+  done
+
+  if [[ -n $only_kit || -n $only_spine ]]; then
+    wb_die "the kit and the recipe spine disagree on the engine env" \
+      "(only the kit has:${only_kit:- nothing}; only the spine has:${only_spine:- nothing});" \
+      "the kit's Rust side and recipes/_recipe.sh must follow the same rules"
+  fi
+}
+
+# _wb_dotenv_line NAME VALUE: print one NAME=VALUE entry in the format
+# `flyctl secrets import` parses, or exit 1 naming NAME (never the value)
+# when flyctl's parser cannot return exactly VALUE. The parser
+# (internal/command/secrets/parser.go in superfly/flyctl):
+#   - NAME=VALUE per line; spaces before VALUE are dropped, and one pair of
+#     surrounding double quotes is removed, so single-line values are written
+#     as NAME="VALUE";
+#   - a value starting with """ opens a multi-line value that ends at the
+#     first later line ending in """; lines are joined with \n;
+#   - lines are read with bufio.Scanner: a \r before \n is dropped and a line
+#     of 64 KiB or more ends the input.
+_wb_dotenv_line() {
+  local name=$1 value=$2 rest line first
+  local LC_ALL=C
+  if [[ $value != *$'\n'* ]]; then
+    if [[ $value != '""'* ]]; then
+      line="$name=\"$value\""
+    elif [[ $value != '"""'* && $value != *'"' && $value != *$'\r' ]]; then
+      # Wrapping would open a multi-line value; the bare form is read back
+      # unchanged because it neither starts with """ nor ends with a quote.
+      line="$name=$value"
+    else
+      wb_die "the value of $name starts with two double quotes and cannot be written for flyctl secrets import"
+    fi
+    if ((${#line} > WB_DOTENV_MAX_LINE)); then
+      wb_die "the value of $name is longer than flyctl secrets import can read on one line"
+    fi
+    printf '%s\n' "$line"
+    return 0
+  fi
+
+  # Multi-line: NAME="""first ... last""" on consecutive lines.
+  first=${value%%$'\n'*}
+  rest=${value#*$'\n'}
+  if [[ $first == *$'\r' ]]; then
+    wb_die "a line of $name ends with a carriage return, which flyctl secrets import drops"
+  fi
+  if ((${#first} + ${#name} + 4 > WB_DOTENV_MAX_LINE)); then
+    wb_die "a line of $name is longer than flyctl secrets import can read"
+  fi
+  while [[ $rest == *$'\n'* ]]; do
+    line=${rest%%$'\n'*}
+    rest=${rest#*$'\n'}
+    if [[ $line == *'"""' ]]; then
+      wb_die "a line of $name ends with three double quotes, which would end the value early in flyctl secrets import"
+    fi
+    if [[ $line == *$'\r' ]]; then
+      wb_die "a line of $name ends with a carriage return, which flyctl secrets import drops"
+    fi
+    if ((${#line} > WB_DOTENV_MAX_LINE)); then
+      wb_die "a line of $name is longer than flyctl secrets import can read"
+    fi
+  done
+  if ((${#rest} + 3 > WB_DOTENV_MAX_LINE)); then
+    wb_die "a line of $name is longer than flyctl secrets import can read"
+  fi
+  printf '%s="""%s"""\n' "$name" "$value"
+}
+
+# wb_engine_dotenv: print WB_ENGINE_ENV as dotenv text on stdout, in the
+# format `flyctl secrets import` reads from stdin (multi-line values between
+# triple double quotes). Every value round-trips exactly; a value that cannot
+# (see _wb_dotenv_line) stops the run with exit 1 before anything is printed.
+# Pipe it straight into the provider's CLI: values never go through argv.
+wb_engine_dotenv() {
+  local entry
+  if [[ -z ${WB_ENGINE_ENV+set} ]]; then
+    wb_die "wb_engine_dotenv called before wb_base_env"
+  fi
+  for entry in "${WB_ENGINE_ENV[@]}"; do
+    # Validate everything first so a bad value never yields partial output.
+    _wb_dotenv_line "${entry%%=*}" "${entry#*=}" >/dev/null
+  done
+  for entry in "${WB_ENGINE_ENV[@]}"; do
+    _wb_dotenv_line "${entry%%=*}" "${entry#*=}"
+  done
+}
+
+# _wb_step HOOK: run one hook, remembering its name for the failure message.
+_wb_step() {
+  _wb_require_hook "$1"
+  _WB_STEP=$1
+  "$1"
+  _WB_STEP=
+}
+
+_wb_require_hook() {
+  if ! declare -F "$1" >/dev/null; then
+    wb_die "recipe ${WB_RECIPE_PLACE:-?} does not define $1"
+  fi
+}
+
+_wb_on_exit() {
+  local rc=$?
+  if ((rc != 0)) && [[ -n ${_WB_STEP:-} ]]; then
+    wb_say "$_WB_STEP failed (exit $rc); later steps did not run"
+  fi
+}
+
+# _wb_print_url: the `url: ...` line the kit reads from stdout.
+_wb_print_url() {
+  local url
+  _wb_require_hook provider_public_url
+  url=$(provider_public_url)
+  if [[ -z $url ]]; then
+    wb_die "provider_public_url printed nothing"
+  fi
+  printf 'url: %s\n' "$url"
+}
+
+# wb_recipe_run: dispatch WB_RECIPE_ACTION to the hooks.
+wb_recipe_run() {
+  if [[ -z ${WB_RECIPE_PLACE:-} ]]; then
+    wb_die "the recipe must set WB_RECIPE_PLACE before calling wb_recipe_run"
+  fi
+  _WB_STEP=
+  trap _wb_on_exit EXIT
+
+  case ${WB_RECIPE_ACTION:-} in
+    up)
+      wb_base_env
+      _wb_step provider_ensure_app >&2
+      _wb_step provider_set_secrets >&2
+      _wb_step provider_attach_volume >&2
+      _wb_step provider_deploy_image >&2
+      _wb_print_url
+      ;;
+    secrets)
+      wb_base_env
+      _wb_step provider_ensure_app >&2
+      _wb_step provider_set_secrets >&2
+      ;;
+    down)
+      _wb_step provider_down
+      ;;
+    status)
+      _wb_step provider_status
+      ;;
+    logs)
+      _wb_step provider_logs
+      ;;
+    url)
+      _wb_print_url
+      ;;
+    *)
+      wb_say "unknown action '${WB_RECIPE_ACTION:-}' in WB_RECIPE_ACTION;" \
+        "expected one of: $WB_RECIPE_ACTIONS"
+      exit 2
+      ;;
+  esac
+}
