@@ -1,0 +1,310 @@
+//! The container backends: one implementation for the docker and podman CLIs.
+//!
+//! `run -d --name wb-<id> -p 127.0.0.1:<free port>:<PORT> -v <data>:/data
+//! -v <disco>:/disco -e NAME … <image>`: every engine variable is passed as `-e NAME`
+//! (the name only) with its value in the client process's environment, so no value —
+//! secret or not — is ever in an argv.
+//!
+//! The image is the deployment's IMAGE when the tool has it locally. The default IMAGE
+//! (`ghcr.io/workbooks-sh/runtime:latest`) is never pulled implicitly: when the tool does
+//! not have it, the reference engine image `localhost/wb-engine:dev` is used instead,
+//! built from the workspace on first use. Any other IMAGE the tool does not have is
+//! pulled by the tool as it runs it.
+
+use super::backend::{self, Backend, Failure, Instance, Kind, Parts, Presence, Spec};
+use super::image::{self, REFERENCE_IMAGE};
+use crate::deployment::DEFAULT_IMAGE;
+use crate::engine_env::DATA_DIR;
+use crate::verbs::Ctx;
+
+pub struct Container {
+    kind: Kind,
+    /// The image resolved by `ensure`.
+    image: Option<String>,
+}
+
+impl Container {
+    pub fn new(kind: Kind) -> Container {
+        assert!(kind.is_container());
+        Container { kind, image: None }
+    }
+
+    fn tool(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// `<tool> args…`, capturing both streams, never failing on a non-zero exit.
+    fn call(&self, args: &[&str]) -> Result<std::process::Output, String> {
+        duct::cmd(self.tool(), args)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|e| format!("cannot run {}: {e}", self.tool()))
+    }
+
+    /// The image to run, and its id for the fingerprint.
+    fn resolve_image(&self, ctx: &Ctx, spec: &Spec) -> Result<(String, String), String> {
+        let tool = self.tool();
+        if let Some(id) = image::image_id(tool, &spec.image) {
+            return Ok((spec.image.clone(), id));
+        }
+        if spec.image != DEFAULT_IMAGE {
+            ctx.say(format!(
+                "image {} is not present locally — {tool} will pull it",
+                spec.image
+            ));
+            return Ok((spec.image.clone(), "pulled on run".into()));
+        }
+        ctx.say(format!(
+            "image {DEFAULT_IMAGE} is not present locally (the kit never pulls it implicitly) — using the reference engine image {REFERENCE_IMAGE}"
+        ));
+        if let Some(id) = image::image_id(tool, REFERENCE_IMAGE) {
+            return Ok((REFERENCE_IMAGE.into(), id));
+        }
+        ctx.say(format!(
+            "{REFERENCE_IMAGE} is not built yet — building it (once; `cargo xtask engine image` rebuilds it)"
+        ));
+        image::build_image(ctx, tool, REFERENCE_IMAGE)
+            .map_err(|e| format!("{e}\n(or `{tool} pull {DEFAULT_IMAGE}` and apply again)"))?;
+        let id = image::image_id(tool, REFERENCE_IMAGE)
+            .ok_or_else(|| format!("{tool} built {REFERENCE_IMAGE} but cannot find it"))?;
+        Ok((REFERENCE_IMAGE.into(), id))
+    }
+
+    fn inspect(&self, name: &str) -> Option<(String, Option<u32>, Option<i64>)> {
+        let out = self
+            .call(&[
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
+                name,
+            ])
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        let status = words.next()?.to_string();
+        let pid = words
+            .next()
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p != 0);
+        let code = words.next().and_then(|c| c.parse().ok());
+        Some((status, pid, code))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), String> {
+        let out = self.call(&["rm", "-f", name])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || err.to_ascii_lowercase().contains("no such container") {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{} rm -f {name}` failed: {}",
+                self.tool(),
+                err.trim()
+            ))
+        }
+    }
+}
+
+/// The argv after the tool's name: names only, never a value.
+pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        spec.name(),
+        "--label".into(),
+        format!("sh.workbooks.deployment={}", spec.id),
+        "-p".into(),
+        format!("127.0.0.1:{port}:{}", spec.guest_port),
+        "-v".into(),
+        format!("{}:{DATA_DIR}", spec.data.display()),
+        "-v".into(),
+        format!("{}:/disco", spec.disco.display()),
+    ];
+    for name in spec.env.names() {
+        args.push("-e".into());
+        args.push(name.to_string());
+    }
+    args.push(image.to_string());
+    args
+}
+
+impl Backend for Container {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<Parts, String> {
+        let tool = self.tool();
+        if !backend::on_path(tool) {
+            return Err(format!(
+                "{tool} is not on PATH — install it, or pick another backend with WB_VMM_BACKEND (docker, podman, krunvm, process)"
+            ));
+        }
+        if self.kind == Kind::Docker && !backend::docker_reachable() {
+            return Err("the docker daemon is not reachable (`docker info` fails) — start it, or pick another backend with WB_VMM_BACKEND".into());
+        }
+        let (image, id) = self.resolve_image(ctx, spec)?;
+        self.image = Some(image.clone());
+        Ok(vec![("local:image".into(), format!("{image}@{id}"))])
+    }
+
+    /// Nothing to do ahead: `run -d` creates and starts in one call of the tool (one
+    /// round trip fewer than `create` + `start`); a leftover container of the same name
+    /// is removed when `run` meets it.
+    fn create(&mut self, _spec: &Spec, _port: u16) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn run(&mut self, spec: &Spec, port: u16) -> Result<Instance, Failure> {
+        let image = self.image.clone().expect("ensure ran");
+        let args = run_args(spec, port, &image);
+        let name = spec.name();
+        let mut last_err = String::new();
+        for _ in 0..2 {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = duct::cmd(self.tool(), &argv)
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked();
+            for (n, value) in &spec.env.0 {
+                // The child env boundary: the one place a value is exposed.
+                cmd = cmd.env(n, value.expose());
+            }
+            let out = cmd
+                .run()
+                .map_err(|e| format!("cannot run {}: {e}", self.tool()))?;
+            if out.status.success() {
+                let mut inst = Instance::new(self.kind, port);
+                inst.container = Some(name);
+                inst.image = Some(image);
+                return Ok(inst);
+            }
+            last_err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let lower = last_err.to_ascii_lowercase();
+            if backend::says_port_taken(&last_err) {
+                // A created-but-not-started container is left behind: clear it.
+                self.remove(&name)?;
+                return Err(Failure::PortTaken(last_err));
+            }
+            if lower.contains("already in use") && lower.contains("name") {
+                self.remove(&name)?;
+                continue;
+            }
+            break;
+        }
+        let _ = self.remove(&name);
+        Err(Failure::Other(format!(
+            "`{} run` failed: {last_err}",
+            self.tool()
+        )))
+    }
+
+    fn status(&self, spec: &Spec, inst: &Instance) -> Presence {
+        let name = inst.container.clone().unwrap_or_else(|| spec.name());
+        match self.inspect(&name) {
+            Some((status, pid, _)) if status == "running" => Presence::Running { pid },
+            Some((status, _, code)) => Presence::Stopped {
+                why: match code {
+                    Some(code) if status == "exited" => {
+                        format!("container {name} exited with code {code}")
+                    }
+                    _ => format!("container {name} is {status}"),
+                },
+            },
+            None => Presence::Absent,
+        }
+    }
+
+    fn down(&self, spec: &Spec, inst: &Instance) -> Result<(), String> {
+        let name = inst.container.clone().unwrap_or_else(|| spec.name());
+        if let Presence::Running { .. } = self.status(spec, inst) {
+            // SIGTERM first: the engine removes runtime.json and exits 0.
+            let _ = self.call(&["stop", "-t", "5", &name]);
+        }
+        self.remove(&name)
+    }
+
+    /// Stopped, not removed: the tool keeps the container's log for `logs`.
+    fn stop(&self, spec: &Spec, inst: &Instance) -> Result<(), String> {
+        let name = inst.container.clone().unwrap_or_else(|| spec.name());
+        self.call(&["stop", "-t", "5", &name]).map(|_| ())
+    }
+
+    fn logs(&self, spec: &Spec, inst: &Instance, tail: Option<usize>) -> Result<String, String> {
+        let name = inst.container.clone().unwrap_or_else(|| spec.name());
+        let tail_arg = tail.map(|n| n.to_string());
+        let mut args = vec!["logs"];
+        if let Some(n) = &tail_arg {
+            args.extend(["--tail", n]);
+        }
+        args.push(&name);
+        let out = duct::cmd(self.tool(), &args)
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .map_err(|e| format!("cannot run {}: {e}", self.tool()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "`{} logs {name}` failed: {}",
+                self.tool(),
+                text.trim()
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::{Deployment, Place};
+    use crate::engine_env::engine_env;
+    use crate::secrets::{DeployEnv, Secret};
+
+    #[test]
+    fn run_args_carry_names_never_values() {
+        let mut d = Deployment::new("demo", Place::Local);
+        d.secrets = vec!["CANARY_SECRET".into()];
+        let deploy_env = DeployEnv::new(
+            std::iter::empty(),
+            [("CANARY_SECRET".to_string(), Secret::new("canary-42"))],
+        );
+        let spec = Spec::at(
+            std::path::Path::new("/st/demo"),
+            "demo",
+            engine_env(&d, &deploy_env),
+            4000,
+            &d.image,
+        );
+        let args = run_args(&spec, 41001, REFERENCE_IMAGE);
+        let line = args.join(" ");
+        assert!(line.starts_with("run -d --name wb-demo "), "{line}");
+        assert!(line.contains("-p 127.0.0.1:41001:4000"), "{line}");
+        assert!(
+            line.contains("-v /st/demo/data:/data -v /st/demo/disco:/disco"),
+            "{line}"
+        );
+        assert!(line.contains("-e CANARY_SECRET"), "{line}");
+        assert!(line.contains("-e PORT -e WB_DATA"), "{line}");
+        assert!(!line.contains("canary-42"), "{line}");
+        let env_args: Vec<_> = args
+            .windows(2)
+            .filter(|w| w[0] == "-e")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(env_args.len(), spec.env.0.len());
+        assert!(env_args.iter().all(|a| !a.contains('=')), "{line}");
+        assert_eq!(args.last().map(String::as_str), Some(REFERENCE_IMAGE));
+    }
+}
