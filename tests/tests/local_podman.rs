@@ -22,11 +22,20 @@ fn containers_conf() -> String {
     std::env::var("CONTAINERS_CONF")
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| wb_tests::repo_root().join("tests/containers.conf").display().to_string())
+        .unwrap_or_else(|| {
+            wb_tests::repo_root()
+                .join("tests/containers.conf")
+                .display()
+                .to_string()
+        })
 }
 
 fn podman(args: &[&str]) -> std::process::Output {
-    Command::new("podman").args(args).env("CONTAINERS_CONF", containers_conf()).output().expect("podman runs")
+    Command::new("podman")
+        .args(args)
+        .env("CONTAINERS_CONF", containers_conf())
+        .output()
+        .expect("podman runs")
 }
 
 /// The reference image via the kit's own `engine image`, and a broken variant of it
@@ -41,11 +50,29 @@ fn images() {
             .env("WB_VMM_BACKEND", "podman")
             .output()
             .expect("the kit runs");
-        assert!(out.status.success(), "engine image failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "engine image failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::write(ctx.path().join("Containerfile"), "FROM localhost/wb-engine:dev\nENV WB_BIND=not-an-ip\n").unwrap();
-        let out = podman(&["build", "-q", "-t", BROKEN_IMAGE, &ctx.path().display().to_string()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(
+            ctx.path().join("Containerfile"),
+            "FROM localhost/wb-engine:dev\nENV WB_BIND=not-an-ip\n",
+        )
+        .unwrap();
+        let out = podman(&[
+            "build",
+            "-q",
+            "-t",
+            BROKEN_IMAGE,
+            &ctx.path().display().to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }
 
@@ -72,13 +99,26 @@ fn guard<'a>(sb: &'a Sandbox, file: &str, id: &str) -> DownOnDrop<'a> {
 }
 
 fn container_id(id: &str) -> Option<String> {
-    let out = podman(&["inspect", "--type", "container", "--format", "{{.Id}}", &format!("wb-{id}")]);
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = podman(&[
+        "inspect",
+        "--type",
+        "container",
+        "--format",
+        "{{.Id}}",
+        &format!("wb-{id}"),
+    ]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn inspect(id: &str) -> Value {
     let out = podman(&["inspect", "--type", "container", &format!("wb-{id}")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v[0].clone()
 }
@@ -93,24 +133,46 @@ fn podman_full_arc_apply_verify_write_down_apply_read_down() {
     let v = apply_ok(&sb, &file);
     assert_eq!(v["backend"], "podman");
     assert_eq!(v["container"], format!("wb-{id}"));
-    assert_eq!(v["image"], "localhost/wb-engine:dev", "the default IMAGE is absent: the reference image runs");
+    assert_eq!(
+        v["image"], "localhost/wb-engine:dev",
+        "the default IMAGE is absent: the reference image runs"
+    );
     let url = v["url"].as_str().unwrap().to_string();
 
     let verify = sb.deploy(&["verify", &file]);
     verify.expect_code(0);
-    assert!(verify.stderr.contains(&format!("runtime healthy — {url}/health → 200")), "{}", verify.stderr);
+    assert!(
+        verify
+            .stderr
+            .contains(&format!("runtime healthy — {url}/health → 200")),
+        "{}",
+        verify.stderr
+    );
 
     let ep = endpoint(&sb, &file);
     let book = workbook_bytes();
-    assert_eq!(http("PUT", ep.port, "/workbooks/book.wb", &ep.token, &book).0, 201);
+    assert_eq!(
+        http("PUT", ep.port, "/workbooks/book.wb", &ep.token, &book).0,
+        201
+    );
 
     let down = sb.deploy(&["down", &file]);
     down.expect_code(0);
     let data = data_dir(&sb, &id);
-    assert!(down.stderr.contains(&format!("runtime down — data preserved at {}", data.display())), "{}", down.stderr);
+    assert!(
+        down.stderr.contains(&format!(
+            "runtime down — data preserved at {}",
+            data.display()
+        )),
+        "{}",
+        down.stderr
+    );
     assert!(container_id(&id).is_none(), "the container is removed");
     assert!(data.join("registry.db").is_file());
-    assert!(!ep.discovery.exists(), "SIGTERM let the engine remove runtime.json");
+    assert!(
+        !ep.discovery.exists(),
+        "SIGTERM let the engine remove runtime.json"
+    );
 
     apply_ok(&sb, &file);
     let ep = endpoint(&sb, &file);
@@ -133,7 +195,11 @@ fn podman_second_apply_keeps_the_same_container() {
     let before = container_id(&id).expect("a container");
     let second = apply_ok(&sb, &file);
     assert_eq!(second["action"], "unchanged");
-    assert_eq!(container_id(&id).as_deref(), Some(before.as_str()), "the same container");
+    assert_eq!(
+        container_id(&id).as_deref(),
+        Some(before.as_str()),
+        "the same container"
+    );
     assert_eq!(second["url"], first["url"]);
 
     let forced = sb.deploy(&["apply", &file, "--force", "--json"]);
@@ -159,7 +225,13 @@ fn podman_a_taken_port_moves_to_another_free_one() {
     let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).expect("free after down");
     let second = sb.deploy(&["apply", &file, "--json"]);
     second.expect_code(0);
-    assert!(second.stderr.contains(&format!("port {port} (used last time) is taken")), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("port {port} (used last time) is taken")),
+        "{}",
+        second.stderr
+    );
     assert_ne!(second.json()["url"].as_str().unwrap(), url);
     sb.deploy(&["verify", &file]).expect_code(0);
     drop(squatter);
@@ -175,7 +247,11 @@ fn podman_an_engine_that_fails_at_boot_fails_apply_with_its_log() {
     let started = Instant::now();
     let (run, v) = json(&sb, "apply", &file);
     run.expect_code(1);
-    assert!(started.elapsed() < Duration::from_secs(15), "failed fast, took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "failed fast, took {:?}",
+        started.elapsed()
+    );
     assert!(run.stderr.contains("exited with code 2"), "{}", run.stderr);
     assert!(run.stderr.contains("invalid WB_BIND"), "{}", run.stderr);
     assert!(v["error"].as_str().unwrap().contains("invalid WB_BIND"));
@@ -190,7 +266,11 @@ fn podman_an_engine_that_fails_at_boot_fails_apply_with_its_log() {
     write_deployment(&sb, &id, "", "");
     let again = sb.deploy(&["apply", &file]);
     again.expect_code(0);
-    assert!(again.stderr.contains("cleaning up after a run that died"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("cleaning up after a run that died"),
+        "{}",
+        again.stderr
+    );
     sb.deploy(&["verify", &file]).expect_code(0);
 }
 
@@ -203,10 +283,17 @@ fn podman_a_killed_container_is_detected_cleaned_and_recovered() {
 
     apply_ok(&sb, &file);
     let ep = endpoint(&sb, &file);
-    assert_eq!(http("PUT", ep.port, "/workbooks/keep.wb", &ep.token, b"kept").0, 201);
+    assert_eq!(
+        http("PUT", ep.port, "/workbooks/keep.wb", &ep.token, b"kept").0,
+        201
+    );
 
     let out = podman(&["kill", "--signal", "KILL", &format!("wb-{id}")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while inspect(&id)["State"]["Running"] == true && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -215,11 +302,19 @@ fn podman_a_killed_container_is_detected_cleaned_and_recovered() {
 
     let verify = sb.deploy(&["verify", &file]);
     verify.expect_code(1);
-    assert!(verify.stderr.contains("nothing listening on 127.0.0.1"), "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("nothing listening on 127.0.0.1"),
+        "{}",
+        verify.stderr
+    );
 
     let again = sb.deploy(&["apply", &file]);
     again.expect_code(0);
-    assert!(again.stderr.contains("cleaning up after a run that died"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("cleaning up after a run that died"),
+        "{}",
+        again.stderr
+    );
     let ep = endpoint(&sb, &file);
     let (status, body) = http("GET", ep.port, "/workbooks/keep.wb", &ep.token, b"");
     assert_eq!((status, body), (200, b"kept".to_vec()));
@@ -239,13 +334,28 @@ fn podman_a_canary_secret_is_in_the_container_env_only() {
     run.assert_no_canary(&[&canary]);
 
     let c = inspect(&id);
-    for field in [&c["Args"], &c["Path"], &c["Config"]["Cmd"], &c["Config"]["Entrypoint"], &c["Config"]["CreateCommand"]] {
-        assert!(!field.to_string().contains(&canary), "the value leaked into {field}");
+    for field in [
+        &c["Args"],
+        &c["Path"],
+        &c["Config"]["Cmd"],
+        &c["Config"]["Entrypoint"],
+        &c["Config"]["CreateCommand"],
+    ] {
+        assert!(
+            !field.to_string().contains(&canary),
+            "the value leaked into {field}"
+        );
     }
     let create = c["Config"]["CreateCommand"].to_string();
-    assert!(create.contains("\"-e\",\"CANARY_SECRET\""), "passed by name: {create}");
+    assert!(
+        create.contains("\"-e\",\"CANARY_SECRET\""),
+        "passed by name: {create}"
+    );
     let env = c["Config"]["Env"].to_string();
-    assert!(env.contains(&format!("CANARY_SECRET={canary}")), "the engine got the value in its env");
+    assert!(
+        env.contains(&format!("CANARY_SECRET={canary}")),
+        "the engine got the value in its env"
+    );
 
     for verb in ["status", "verify", "logs", "url"] {
         let run = sb.deploy(&[verb, &file, "--json"]);
@@ -256,4 +366,3 @@ fn podman_a_canary_secret_is_in_the_container_env_only() {
     down.expect_code(0);
     down.assert_no_canary(&[&canary]);
 }
-

@@ -72,13 +72,17 @@ pub fn choose() -> Result<Kind, String> {
 
 /// `docker info` answers within 3 s (a client with no daemon fails fast; a hung socket
 /// must not hang the kit).
+/// Asked once per kit process.
 pub fn docker_reachable() -> bool {
-    if !on_path("docker") {
-        return false;
-    }
-    let mut cmd = Command::new("docker");
-    cmd.args(["info", "--format", "{{.ServerVersion}}"]);
-    status_within(cmd, Duration::from_secs(3))
+    static REACHABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REACHABLE.get_or_init(|| {
+        if !on_path("docker") {
+            return false;
+        }
+        let mut cmd = Command::new("docker");
+        cmd.args(["info", "--format", "{{.ServerVersion}}"]);
+        status_within(cmd, Duration::from_secs(3))
+    })
 }
 
 /// Runs `cmd` with no I/O and says whether it succeeded within `limit` (killed if not).
@@ -285,8 +289,11 @@ pub type Parts = Vec<(String, String)>;
 pub trait Backend {
     fn kind(&self) -> Kind;
     /// Prerequisites: the tool is there, the image or engine binary exists (built on
-    /// demand), the backend can deliver this env. Returns its fingerprint parts.
-    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<Parts, String>;
+    /// demand), the backend can deliver this env.
+    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<(), String>;
+    /// What `ensure` resolved, as fingerprint parts (the image and its id, the engine
+    /// binary): when one changes, `apply` replaces the running engine.
+    fn parts(&mut self, spec: &Spec) -> Result<Parts, String>;
     /// A fresh instance that will serve on loopback `port`; not started yet.
     fn create(&mut self, spec: &Spec, port: u16) -> Result<(), Failure>;
     /// Starts what `create` made.

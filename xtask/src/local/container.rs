@@ -6,10 +6,15 @@
 //! secret or not — is ever in an argv.
 //!
 //! The image is the deployment's IMAGE when the tool has it locally. The default IMAGE
-//! (`ghcr.io/workbooks-sh/runtime:latest`) is never pulled implicitly: when the tool does
-//! not have it, the reference engine image `localhost/wb-engine:dev` is used instead,
-//! built from the workspace on first use. Any other IMAGE the tool does not have is
-//! pulled by the tool as it runs it.
+//! (`ghcr.io/workbooks-sh/runtime:latest`) is never pulled implicitly (`--pull never`):
+//! when the tool does not have it, the reference engine image `localhost/wb-engine:dev`
+//! is used instead, built from the workspace on first use. Any other IMAGE the tool does
+//! not have is pulled by the tool as it runs it.
+//!
+//! Deciding costs one `image inspect` (~50 ms with podman). Once the decision is
+//! remembered (`<state dir>/image`), `run -d` starts that image at once while the same
+//! lookup confirms it beside it; should the answer differ (the runtime image was pulled
+//! since), the container is replaced right away.
 
 use super::backend::{self, Backend, Failure, Instance, Kind, Parts, Presence, Spec};
 use super::image::{self, REFERENCE_IMAGE};
@@ -19,14 +24,43 @@ use crate::verbs::Ctx;
 
 pub struct Container {
     kind: Kind,
-    /// The image resolved by `ensure`.
+    ctx: Option<Ctx>,
+    /// The image `run` starts: resolved, or the one resolved last time (speculative).
     image: Option<String>,
+    /// The lookup confirming a speculative image, running beside `run -d`.
+    pending: Option<std::thread::JoinHandle<Vec<(String, String)>>>,
+    /// The image to run and its id, once certain.
+    resolved: Option<(String, String)>,
+}
+
+/// The id placeholder of an image the tool pulls as it runs it.
+const PULLED: &str = "pulled on run";
+
+/// The file remembering what the default IMAGE resolved to last time.
+const REMEMBERED: &str = "image";
+
+fn to_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Whether a tool's error says the image is not there (with `--pull never`).
+fn says_no_image(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("image not known")
+        || t.contains("no such image")
+        || t.contains("unable to find image")
 }
 
 impl Container {
     pub fn new(kind: Kind) -> Container {
         assert!(kind.is_container());
-        Container { kind, image: None }
+        Container {
+            kind,
+            ctx: None,
+            image: None,
+            pending: None,
+            resolved: None,
+        }
     }
 
     fn tool(&self) -> &'static str {
@@ -43,23 +77,67 @@ impl Container {
             .map_err(|e| format!("cannot run {}: {e}", self.tool()))
     }
 
-    /// The image to run, and its id for the fingerprint.
-    fn resolve_image(&self, ctx: &Ctx, spec: &Spec) -> Result<(String, String), String> {
+    /// What `image inspect` is asked about: IMAGE, and for the default IMAGE the
+    /// reference image too.
+    fn refs(spec: &Spec) -> Vec<String> {
+        if spec.image == DEFAULT_IMAGE {
+            vec![DEFAULT_IMAGE.into(), REFERENCE_IMAGE.into()]
+        } else {
+            vec![spec.image.clone()]
+        }
+    }
+
+    /// Makes the image certain: waits for the lookup running beside `run`, or looks up
+    /// (and builds) now.
+    fn settle(&mut self, spec: &Spec) -> Result<(String, String), String> {
+        if let Some(resolved) = &self.resolved {
+            return Ok(resolved.clone());
+        }
+        let ctx = self.ctx.expect("ensure ran");
+        let (found, speculative) = match self.pending.take() {
+            Some(handle) => (handle.join().unwrap_or_default(), true),
+            None => (
+                image::image_ids(self.tool(), &to_strs(&Self::refs(spec))),
+                false,
+            ),
+        };
+        // A confirmed speculative choice was explained the first time: no repeat.
+        let quiet = speculative.then_some(self.image.as_deref()).flatten();
+        let resolved = self.resolve_image(&ctx, spec, &found, quiet)?;
+        self.resolved = Some(resolved.clone());
+        Ok(resolved)
+    }
+
+    /// The image to run and its id, given what `image inspect` found.
+    fn resolve_image(
+        &self,
+        ctx: &Ctx,
+        spec: &Spec,
+        found: &[(String, String)],
+        quiet: Option<&str>,
+    ) -> Result<(String, String), String> {
         let tool = self.tool();
-        if let Some(id) = image::image_id(tool, &spec.image) {
+        let id_of = |r: &str| found.iter().find(|(t, _)| t == r).map(|(_, id)| id.clone());
+        if let Some(id) = id_of(&spec.image) {
             return Ok((spec.image.clone(), id));
         }
         if spec.image != DEFAULT_IMAGE {
+            // An IMAGE given by id or digest has no tag to match: one answer is its own.
+            if let [(_, id)] = found {
+                return Ok((spec.image.clone(), id.clone()));
+            }
             ctx.say(format!(
                 "image {} is not present locally — {tool} will pull it",
                 spec.image
             ));
-            return Ok((spec.image.clone(), "pulled on run".into()));
+            return Ok((spec.image.clone(), PULLED.into()));
         }
-        ctx.say(format!(
-            "image {DEFAULT_IMAGE} is not present locally (the kit never pulls it implicitly) — using the reference engine image {REFERENCE_IMAGE}"
-        ));
-        if let Some(id) = image::image_id(tool, REFERENCE_IMAGE) {
+        if quiet != Some(REFERENCE_IMAGE) {
+            ctx.say(format!(
+                "image {DEFAULT_IMAGE} is not present locally (the kit never pulls it implicitly) — using the reference engine image {REFERENCE_IMAGE}"
+            ));
+        }
+        if let Some(id) = id_of(REFERENCE_IMAGE) {
             return Ok((REFERENCE_IMAGE.into(), id));
         }
         ctx.say(format!(
@@ -70,6 +148,51 @@ impl Container {
         let id = image::image_id(tool, REFERENCE_IMAGE)
             .ok_or_else(|| format!("{tool} built {REFERENCE_IMAGE} but cannot find it"))?;
         Ok((REFERENCE_IMAGE.into(), id))
+    }
+
+    /// `<tool> run -d … image`; a leftover container of the same name is removed and
+    /// the run tried once more.
+    fn run_image(&self, spec: &Spec, port: u16, image: &str) -> Result<Instance, Failure> {
+        let args = run_args(spec, port, image);
+        let name = spec.name();
+        let mut last_err = String::new();
+        for _ in 0..2 {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = duct::cmd(self.tool(), &argv)
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked();
+            for (n, value) in &spec.env.0 {
+                // The child env boundary: the one place a value is exposed.
+                cmd = cmd.env(n, value.expose());
+            }
+            let out = cmd
+                .run()
+                .map_err(|e| format!("cannot run {}: {e}", self.tool()))?;
+            if out.status.success() {
+                let mut inst = Instance::new(self.kind, port);
+                inst.container = Some(name);
+                inst.image = Some(image.to_string());
+                return Ok(inst);
+            }
+            last_err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let lower = last_err.to_ascii_lowercase();
+            if backend::says_port_taken(&last_err) {
+                // A created-but-not-started container is left behind: clear it.
+                self.remove(&name)?;
+                return Err(Failure::PortTaken(last_err));
+            }
+            if lower.contains("already in use") && lower.contains("name") {
+                self.remove(&name)?;
+                continue;
+            }
+            break;
+        }
+        let _ = self.remove(&name);
+        Err(Failure::Other(format!(
+            "`{} run` failed: {last_err}",
+            self.tool()
+        )))
     }
 
     fn inspect(&self, name: &str) -> Option<(String, Option<u32>, Option<i64>)> {
@@ -114,9 +237,12 @@ impl Container {
 
 /// The argv after the tool's name: names only, never a value.
 pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
-    let mut args = vec![
-        "run".to_string(),
-        "-d".into(),
+    let mut args = vec!["run".to_string(), "-d".into()];
+    if image == DEFAULT_IMAGE || image == REFERENCE_IMAGE {
+        // Never a network pull for these: resolved locally (or built) beforehand.
+        args.extend(["--pull".into(), "never".into()]);
+    }
+    args.extend([
         "--name".into(),
         spec.name(),
         "--label".into(),
@@ -127,7 +253,7 @@ pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
         format!("{}:{DATA_DIR}", spec.data.display()),
         "-v".into(),
         format!("{}:/disco", spec.disco.display()),
-    ];
+    ]);
     for name in spec.env.names() {
         args.push("-e".into());
         args.push(name.to_string());
@@ -141,7 +267,10 @@ impl Backend for Container {
         self.kind
     }
 
-    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<Parts, String> {
+    /// Checks the tool and decides the image: the remembered one (or a non-default
+    /// IMAGE) is started at once while its lookup runs beside `run -d`; otherwise the
+    /// image is resolved (and the reference image built) first.
+    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<(), String> {
         let tool = self.tool();
         if !backend::on_path(tool) {
             return Err(format!(
@@ -151,8 +280,31 @@ impl Backend for Container {
         if self.kind == Kind::Docker && !backend::docker_reachable() {
             return Err("the docker daemon is not reachable (`docker info` fails) — start it, or pick another backend with WB_VMM_BACKEND".into());
         }
-        let (image, id) = self.resolve_image(ctx, spec)?;
-        self.image = Some(image.clone());
+        self.ctx = Some(*ctx);
+        let remembered = std::fs::read_to_string(spec.dir.join(REMEMBERED))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|r| r == DEFAULT_IMAGE || r == REFERENCE_IMAGE);
+        let speculative = if spec.image != DEFAULT_IMAGE {
+            Some(spec.image.clone())
+        } else {
+            remembered
+        };
+        match speculative {
+            Some(image) => {
+                let refs = Self::refs(spec);
+                self.pending = Some(std::thread::spawn(move || {
+                    image::image_ids(tool, &to_strs(&refs))
+                }));
+                self.image = Some(image);
+            }
+            None => self.image = Some(self.settle(spec)?.0),
+        }
+        Ok(())
+    }
+
+    fn parts(&mut self, spec: &Spec) -> Result<Parts, String> {
+        let (image, id) = self.settle(spec)?;
         Ok(vec![("local:image".into(), format!("{image}@{id}"))])
     }
 
@@ -165,46 +317,45 @@ impl Backend for Container {
 
     fn run(&mut self, spec: &Spec, port: u16) -> Result<Instance, Failure> {
         let image = self.image.clone().expect("ensure ran");
-        let args = run_args(spec, port, &image);
-        let name = spec.name();
-        let mut last_err = String::new();
-        for _ in 0..2 {
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            let mut cmd = duct::cmd(self.tool(), &argv)
-                .stdout_capture()
-                .stderr_capture()
-                .unchecked();
-            for (n, value) in &spec.env.0 {
-                // The child env boundary: the one place a value is exposed.
-                cmd = cmd.env(n, value.expose());
+        let inst = match self.run_image(spec, port, &image) {
+            Err(Failure::Other(e)) if self.resolved.is_none() && says_no_image(&e) => {
+                // The remembered image is gone: resolve (and build) for real.
+                let (image, _) = self.settle(spec)?;
+                self.image = Some(image.clone());
+                self.run_image(spec, port, &image)?
             }
-            let out = cmd
-                .run()
-                .map_err(|e| format!("cannot run {}: {e}", self.tool()))?;
-            if out.status.success() {
-                let mut inst = Instance::new(self.kind, port);
-                inst.container = Some(name);
-                inst.image = Some(image);
-                return Ok(inst);
+            other => other?,
+        };
+        // Confirm a speculative start: when the answer differs (the runtime image was
+        // pulled since, say), run what it is now.
+        let (resolved, _) = self.settle(spec)?;
+        let used = self.image.clone().unwrap_or_default();
+        let inst = if resolved == used {
+            inst
+        } else {
+            if let Some(ctx) = &self.ctx {
+                ctx.say(format!(
+                    "switching to {resolved}: it is present locally now"
+                ));
             }
-            last_err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            let lower = last_err.to_ascii_lowercase();
-            if backend::says_port_taken(&last_err) {
-                // A created-but-not-started container is left behind: clear it.
-                self.remove(&name)?;
-                return Err(Failure::PortTaken(last_err));
-            }
-            if lower.contains("already in use") && lower.contains("name") {
-                self.remove(&name)?;
-                continue;
-            }
-            break;
+            self.remove(&spec.name())?;
+            self.image = Some(resolved.clone());
+            self.run_image(spec, port, &resolved)?
+        };
+        // An image the tool pulled while running it has an id only now.
+        let tool = self.tool();
+        if let Some((image, id)) = &mut self.resolved
+            && id == PULLED
+            && let Some(now) = image::image_id(tool, image)
+        {
+            *id = now;
         }
-        let _ = self.remove(&name);
-        Err(Failure::Other(format!(
-            "`{} run` failed: {last_err}",
-            self.tool()
-        )))
+        let _ = crate::state::atomic_write(
+            &spec.dir.join(REMEMBERED),
+            format!("{resolved}\n").as_bytes(),
+            0o600,
+        );
+        Ok(inst)
     }
 
     fn status(&self, spec: &Spec, inst: &Instance) -> Presence {
@@ -289,7 +440,10 @@ mod tests {
         );
         let args = run_args(&spec, 41001, REFERENCE_IMAGE);
         let line = args.join(" ");
-        assert!(line.starts_with("run -d --name wb-demo "), "{line}");
+        assert!(
+            line.starts_with("run -d --pull never --name wb-demo "),
+            "{line}"
+        );
         assert!(line.contains("-p 127.0.0.1:41001:4000"), "{line}");
         assert!(
             line.contains("-v /st/demo/data:/data -v /st/demo/disco:/disco"),

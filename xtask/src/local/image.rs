@@ -196,3 +196,34 @@ pub fn image_id(tool: &str, reference: &str) -> Option<String> {
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !id.is_empty()).then_some(id)
 }
+
+/// `(tag, id)` for every local image among `references`, in one call of the tool (no
+/// pull; a missing one is simply absent from the answer).
+pub fn image_ids(tool: &str, references: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec![
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}{{range .RepoTags}} {{.}}{{end}}",
+    ];
+    args.extend_from_slice(references);
+    let Ok(out) = duct::cmd(tool, &args)
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        let Some(id) = words.next() else { continue };
+        let tags: Vec<&str> = words.collect();
+        if tags.is_empty() {
+            found.push((String::new(), id.to_string()));
+        }
+        found.extend(tags.into_iter().map(|t| (t.to_string(), id.to_string())));
+    }
+    found
+}

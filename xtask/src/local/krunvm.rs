@@ -89,11 +89,15 @@ impl Backend for Krunvm {
         Kind::Krunvm
     }
 
-    fn ensure(&mut self, _ctx: &Ctx, spec: &Spec) -> Result<Parts, String> {
+    fn ensure(&mut self, _ctx: &Ctx, spec: &Spec) -> Result<(), String> {
         refuse_secrets(spec)?;
         if !backend::on_path("krunvm") {
             return Err("krunvm is not on PATH — install it (macOS: `brew tap slp/krun && brew install krunvm`), or pick another backend with WB_VMM_BACKEND".into());
         }
+        Ok(())
+    }
+
+    fn parts(&mut self, spec: &Spec) -> Result<Parts, String> {
         Ok(vec![("local:image".into(), spec.image.clone())])
     }
 

@@ -25,7 +25,7 @@ use crate::deployment::{Deployment, Place};
 use crate::engine_env::engine_env;
 use crate::flags::Verb;
 use crate::secrets::{DeployEnv, Secret, Store};
-use crate::state::{self, FileLock};
+use crate::state::{self, FileLock, Fingerprint};
 use crate::verbs::plan::Intended;
 use crate::verbs::{Ctx, Loaded, Outcome};
 
@@ -236,17 +236,23 @@ fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: b
     };
 
     let mut backend = backend::for_kind(kind);
-    let parts = backend.ensure(ctx, &spec).map_err(err)?;
+    backend.ensure(ctx, &spec).map_err(err)?;
     let salt = state::salt(dir).map_err(err)?;
-    let mut fingerprint = Intended::of(d, deploy_env, None).fingerprint(d, &salt);
-    fingerprint.put("backend", kind.name(), &salt);
-    for (part, value) in &parts {
-        fingerprint.put(part.clone(), value, &salt);
-    }
+    let intended = Intended::of(d, deploy_env, None).fingerprint(d, &salt);
+    let resolved = |backend: &mut dyn Backend| -> Result<Fingerprint, Outcome> {
+        let mut f = Fingerprint::default();
+        f.put("backend", kind.name(), &salt);
+        for (part, value) in backend.parts(&spec).map_err(err)? {
+            f.put(part, &value, &salt);
+        }
+        Ok(f)
+    };
 
     let mut action = "created";
     if let Some(prev) = &live {
-        let before = state::last_applied(dir);
+        let mut fingerprint = intended.clone();
+        fingerprint.parts.extend(resolved(backend.as_mut())?.parts);
+        let before = last_applied(dir);
         let unchanged = prev.backend == kind && before.as_ref() == Some(&fingerprint);
         let health = read_runtime(&spec.discovery())
             .ok_or_else(|| "no discovery file".to_string())
@@ -302,7 +308,7 @@ fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: b
         action = "replaced";
     }
 
-    let _ = state::forget_applied(dir);
+    forget_applied(dir);
     let (inst, pid) = bring_up(ctx, backend.as_mut(), &spec, preferred_port).map_err(|e| {
         fail(e, {
             let mut f = base_fields(&spec, None);
@@ -310,7 +316,13 @@ fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: b
             Value::Object(f)
         })
     })?;
-    state::record_applied(dir, &fingerprint).map_err(err)?;
+    state::record_applied(dir, &intended).map_err(err)?;
+    state::atomic_write(
+        &dir.join(LOCAL_APPLIED),
+        resolved(backend.as_mut())?.to_json().as_bytes(),
+        0o600,
+    )
+    .map_err(err)?;
     let _ = state::atomic_write(
         &dir.join("port"),
         format!("{}\n", inst.port).as_bytes(),
@@ -328,6 +340,23 @@ fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: b
     f.insert("image".into(), json!(inst.image));
     f.insert("action".into(), json!(action));
     Ok(Outcome { code: 0, fields: f })
+}
+
+/// Beside `last-applied.json` (the intended deployment, which `plan` compares): what
+/// the backend resolved — backend, image, engine binary — so `plan` never reports
+/// those as removed, and `apply` still replaces the engine when one changes.
+const LOCAL_APPLIED: &str = "local-applied.json";
+
+fn last_applied(dir: &Path) -> Option<Fingerprint> {
+    let mut all = state::last_applied(dir)?;
+    let text = std::fs::read_to_string(dir.join(LOCAL_APPLIED)).ok()?;
+    all.parts.extend(Fingerprint::from_json(&text)?.parts);
+    Some(all)
+}
+
+fn forget_applied(dir: &Path) {
+    let _ = state::forget_applied(dir);
+    let _ = std::fs::remove_file(dir.join(LOCAL_APPLIED));
 }
 
 fn stale_what(inst: &Instance) -> &'static str {
@@ -535,7 +564,7 @@ fn down(ctx: &Ctx, spec: &Spec) -> Verdict {
             .map_err(|e| fail(e, Value::Object(base_fields(spec, Some(inst)))))?;
     }
     clear_instance(spec);
-    let _ = state::forget_applied(dir);
+    forget_applied(dir);
     ctx.say(ctx.good(&format!(
         "runtime down — data preserved at {}",
         spec.data.display()

@@ -18,6 +18,7 @@ use crate::verbs::Ctx;
 #[derive(Default)]
 pub struct Process {
     engine: Option<PathBuf>,
+    parts: Parts,
     child: Option<Child>,
 }
 
@@ -56,7 +57,7 @@ impl Backend for Process {
         Kind::Process
     }
 
-    fn ensure(&mut self, ctx: &Ctx, _spec: &Spec) -> Result<Parts, String> {
+    fn ensure(&mut self, ctx: &Ctx, _spec: &Spec) -> Result<(), String> {
         let engine = match std::env::var_os("WB_ENGINE_BIN").filter(|v| !v.is_empty()) {
             Some(path) => {
                 let path = PathBuf::from(path);
@@ -80,7 +81,12 @@ impl Backend for Process {
             .unwrap_or_default();
         let part = format!("{} {} {mtime}", engine.display(), meta.len());
         self.engine = Some(engine);
-        Ok(vec![("local:engine".into(), part)])
+        self.parts = vec![("local:engine".into(), part)];
+        Ok(())
+    }
+
+    fn parts(&mut self, _spec: &Spec) -> Result<Parts, String> {
+        Ok(self.parts.clone())
     }
 
     fn create(&mut self, _spec: &Spec, _port: u16) -> Result<(), Failure> {
