@@ -389,3 +389,49 @@ fn an_unknown_backend_is_refused_naming_the_four() {
         run.stderr
     );
 }
+
+#[test]
+fn verify_says_token_mismatch_and_timeout() {
+    let sb = sandbox();
+    let file = write_deployment(&sb, "why", "", "");
+    let _guard = DownOnDrop::new(&sb, &file);
+    let v = apply_ok(&sb, &file);
+    let pid = pid_of(&v);
+    let ep = endpoint(&sb, &file);
+
+    // A discovery file whose token is not the engine's → 401, said as a mismatch.
+    let original = std::fs::read_to_string(&ep.discovery).unwrap();
+    std::fs::write(&ep.discovery, original.replace(&ep.token, "not-the-token")).unwrap();
+    let verify = sb.deploy(&["verify", &file, "--json"]);
+    verify.expect_code(1);
+    assert!(
+        verify.stderr.contains("401 unauthorized — token mismatch"),
+        "{}",
+        verify.stderr
+    );
+    assert!(
+        verify.stderr.contains("last lines of the engine log"),
+        "{}",
+        verify.stderr
+    );
+    assert_eq!(verify.json()["healthy"], false);
+    assert!(
+        !verify.stdout.contains(&ep.token) && !verify.stderr.contains(&ep.token),
+        "the token is never printed"
+    );
+    std::fs::write(&ep.discovery, original).unwrap();
+
+    // A stopped (SIGSTOP) engine accepts nothing it answers → a timeout.
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    let verify = sb.deploy(&["verify", &file]);
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap();
+    verify.expect_code(1);
+    assert!(verify.stderr.contains("timeout"), "{}", verify.stderr);
+    sb.deploy(&["verify", &file]).expect_code(0);
+}

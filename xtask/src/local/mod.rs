@@ -753,3 +753,83 @@ fn verify(ctx: &Ctx, spec: &Spec) -> Verdict {
         Value::Object(f),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-shot server answering `raw` to the first request.
+    fn serve(raw: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(raw.as_bytes());
+            }
+        });
+        port
+    }
+
+    fn health(port: u16) -> Result<(), String> {
+        check_health(
+            port,
+            &Secret::new("t"),
+            Duration::from_secs(2),
+            Path::new("/d/runtime.json"),
+        )
+    }
+
+    #[test]
+    fn health_says_which_way_it_failed() {
+        let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}");
+        assert_eq!(health(ok), Ok(()));
+        let unauthorized =
+            serve("HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\n\r\nunauthorized");
+        let e = health(unauthorized).unwrap_err();
+        assert!(
+            e.contains("401") && e.contains("token mismatch") && e.contains("/d/runtime.json"),
+            "{e}"
+        );
+        let other = serve("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+        assert!(health(other).unwrap_err().contains("answered 503"));
+        let no_ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnope");
+        assert!(health(no_ok).unwrap_err().contains("body has no `ok`"));
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(health(closed).unwrap_err().contains("nothing listening"));
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = check_health(
+            silent.local_addr().unwrap().port(),
+            &Secret::new("t"),
+            Duration::from_millis(300),
+            Path::new("/d"),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("timeout"), "{e}");
+    }
+
+    #[test]
+    fn runtime_json_is_read_and_the_token_stays_redacted() {
+        let dir = std::env::temp_dir().join(format!("wb-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("runtime.json");
+        std::fs::write(&path, "{\"port\": 4000, \"pid\": 1, \"token\": \"abc\"}\n").unwrap();
+        let rt = read_runtime(&path).unwrap();
+        assert_eq!((rt.port, rt.pid), (4000, Some(1)));
+        assert_eq!(rt.token.expose(), "abc");
+        assert_eq!(format!("{:?}", rt.token), "<redacted>");
+        std::fs::write(&path, "{\"port\": 4000").unwrap();
+        assert!(
+            read_runtime(&path).is_none(),
+            "a half-written file is not discovery"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
