@@ -503,7 +503,7 @@ fn wait_ready(
         std::thread::sleep(Duration::from_millis(5));
     };
     // The process backend listens on the host directly: trust the port it bound.
-    if !inst.backend.is_container() && inst.backend != Kind::Krunvm {
+    if inst.backend == Kind::Process {
         inst.port = runtime.port;
     }
     let pid = match inst.backend {
