@@ -321,7 +321,16 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         );
     }
     for secret in &drawer.secrets {
-        if !env.has(&secret.name) {
+        if crate::engine_env::KIT_NAMES.contains(&secret.name.as_str()) {
+            req(
+                &mut p,
+                Some(secret.line),
+                format!(
+                    "secret `{}` would shadow a variable the kit sets from the file — pick another name",
+                    secret.name
+                ),
+            );
+        } else if !env.has(&secret.name) {
             req(
                 &mut p,
                 Some(secret.line),
