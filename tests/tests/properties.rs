@@ -4,7 +4,7 @@
 //! they need; failing seeds are kept in `proptest-regressions/` in git.
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, FileFailurePersistence};
 
 use xtask::deployment::{Auth, Database, Deployment, Place, Storage, Tenancy};
 use xtask::diagnostic::render_report;
@@ -17,7 +17,12 @@ use xtask::validate::{self, Checked};
 fn check(text: &str, env: &DeployEnv) -> Checked {
     let reader = drawer::read(text, None);
     let has_recipe = |p: &str| p == "fly";
-    let cx = validate::Context { file: "d.org", file_stem: "d", deploy_env: env, has_recipe: &has_recipe };
+    let cx = validate::Context {
+        file: "d.org",
+        file_stem: "d",
+        deploy_env: env,
+        has_recipe: &has_recipe,
+    };
     validate::check(&reader, &cx)
 }
 
@@ -26,7 +31,8 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn url() -> impl Strategy<Value = String> {
-    ("[a-z]{1,10}", prop::option::of("/[a-z]{1,8}")).prop_map(|(host, path)| format!("https://{host}.example.com{}", path.unwrap_or_default()))
+    ("[a-z]{1,10}", prop::option::of("/[a-z]{1,8}"))
+        .prop_map(|(host, path)| format!("https://{host}.example.com{}", path.unwrap_or_default()))
 }
 
 fn canary() -> impl Strategy<Value = String> {
@@ -36,62 +42,127 @@ fn canary() -> impl Strategy<Value = String> {
 
 /// A valid deployment and the deploy env it needs, by construction.
 fn deployment() -> impl Strategy<Value = (Deployment, Vec<(String, String)>)> {
-    let axes = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), 0..4usize);
-    let open = (name(), name(), url(), url(), prop::option::of(url()), prop::option::of("/[a-z]{1,10}"), 1..=65535u16);
+    let axes = (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        0..4usize,
+    );
+    let open = (
+        name(),
+        name(),
+        url(),
+        url(),
+        prop::option::of(url()),
+        prop::option::of("/[a-z]{1,10}"),
+        1..=65535u16,
+    );
     let secrets = prop::collection::vec(("S_[A-Z0-9_]{2,10}", canary()), 0..3);
     let creds = (canary(), canary(), canary(), canary(), canary());
-    (axes, open, secrets, creds, prop::option::of("[a-z0-9][a-z0-9-]{0,9}")).prop_map(
-        |((cloud, multi, s3, pg, auth), (id, app, endpoint, issuer, jwks, profile, port), secrets, creds, region)| {
-            let place = if cloud { Place::Cloud } else { Place::Local };
-            let mut d = Deployment::new(&id, place);
-            d.tenancy = if multi { Tenancy::Multi } else { Tenancy::Single };
-            d.storage = if s3 { Storage::S3 } else { Storage::LocalFs };
-            d.database = if pg || multi { Database::Postgres } else { Database::Sqlite };
-            d.auth = [Auth::Trusted, Auth::BetterAuth, Auth::Clerk, Auth::Oidc][auth];
-            if multi && d.auth == Auth::Trusted {
-                d.auth = Auth::Oidc;
-            }
-            if d.auth != Auth::Trusted {
-                d.issuer = Some(issuer);
-                d.jwks_url = jwks;
-            }
-            if s3 {
-                d.storage_endpoint = Some(endpoint);
-                d.storage_bucket = Some(format!("{app}-bucket"));
-            }
-            if cloud {
-                d.app = Some(app);
-                d.region = Some(region.unwrap_or_else(|| "iad".into()));
-            }
-            d.profile = profile;
-            d.port = port;
-            let mut env = vec![
-                ("WB_S3_KEY".to_string(), creds.0),
-                ("WB_S3_SECRET".to_string(), creds.1),
-                ("WB_DATABASE_URL".to_string(), creds.2),
-                ("WB_PUBLIC_BEARER".to_string(), creds.3),
-                ("WB_SIGNING_KEY".to_string(), creds.4),
-            ];
-            for (n, v) in secrets {
-                if !d.secrets.contains(&n) && !env.iter().any(|(e, _)| *e == n) {
-                    d.secrets.push(n.clone());
-                    env.push((n, v));
-                }
-            }
-            (d, env)
-        },
+    (
+        axes,
+        open,
+        secrets,
+        creds,
+        prop::option::of("[a-z0-9][a-z0-9-]{0,9}"),
     )
+        .prop_map(
+            |(
+                (cloud, multi, s3, pg, auth),
+                (id, app, endpoint, issuer, jwks, profile, port),
+                secrets,
+                creds,
+                region,
+            )| {
+                let place = if cloud { Place::Cloud } else { Place::Local };
+                let mut d = Deployment::new(&id, place);
+                d.tenancy = if multi {
+                    Tenancy::Multi
+                } else {
+                    Tenancy::Single
+                };
+                d.storage = if s3 { Storage::S3 } else { Storage::LocalFs };
+                d.database = if pg || multi {
+                    Database::Postgres
+                } else {
+                    Database::Sqlite
+                };
+                d.auth = [Auth::Trusted, Auth::BetterAuth, Auth::Clerk, Auth::Oidc][auth];
+                if multi && d.auth == Auth::Trusted {
+                    d.auth = Auth::Oidc;
+                }
+                if d.auth != Auth::Trusted {
+                    d.issuer = Some(issuer);
+                    d.jwks_url = jwks;
+                }
+                if s3 {
+                    d.storage_endpoint = Some(endpoint);
+                    d.storage_bucket = Some(format!("{app}-bucket"));
+                }
+                if cloud {
+                    d.app = Some(app);
+                    d.region = Some(region.unwrap_or_else(|| "iad".into()));
+                }
+                d.profile = profile;
+                d.port = port;
+                let mut env = vec![
+                    ("WB_S3_KEY".to_string(), creds.0),
+                    ("WB_S3_SECRET".to_string(), creds.1),
+                    ("WB_DATABASE_URL".to_string(), creds.2),
+                    ("WB_PUBLIC_BEARER".to_string(), creds.3),
+                    ("WB_SIGNING_KEY".to_string(), creds.4),
+                ];
+                for (n, v) in secrets {
+                    if !d.secrets.contains(&n) && !env.iter().any(|(e, _)| *e == n) {
+                        d.secrets.push(n.clone());
+                        env.push((n, v));
+                    }
+                }
+                (d, env)
+            },
+        )
 }
 
 /// Lines an operator (or a fuzzer) might put in a file, to build org-ish documents.
 fn org_line() -> impl Strategy<Value = String> {
     let keys = prop::sample::select(vec![
-        "ENGINE_PLACE", "TENANCY_MODE", "STORAGE", "DATABASE", "AUTH", "APP", "REGION", "PORT", "ID", "PROVIDER",
-        "ISSUER", "IMAGE", "WB_S3_KEY", "api_token", "X-Y",
+        "ENGINE_PLACE",
+        "TENANCY_MODE",
+        "STORAGE",
+        "DATABASE",
+        "AUTH",
+        "APP",
+        "REGION",
+        "PORT",
+        "ID",
+        "PROVIDER",
+        "ISSUER",
+        "IMAGE",
+        "WB_S3_KEY",
+        "api_token",
+        "X-Y",
     ]);
     let values = prop::sample::select(vec![
-        "local", "cloud", "multi", "single", "s3", "local-fs", "sqlite", "postgres", "clerk", "trusted", "Local", "",
-        "my-app", "<fill>", "https://a.example.com", "http://x:y@z", "70000", "../x", " ",
+        "local",
+        "cloud",
+        "multi",
+        "single",
+        "s3",
+        "local-fs",
+        "sqlite",
+        "postgres",
+        "clerk",
+        "trusted",
+        "Local",
+        "",
+        "my-app",
+        "<fill>",
+        "https://a.example.com",
+        "http://x:y@z",
+        "70000",
+        "../x",
+        " ",
     ]);
     prop_oneof![
         Just(":PROPERTIES:".to_string()),
@@ -108,12 +179,23 @@ fn org_line() -> impl Strategy<Value = String> {
 }
 
 fn org_document() -> impl Strategy<Value = String> {
-    (prop::collection::vec(org_line(), 0..25), prop::sample::select(vec!["\n", "\r\n"]), any::<bool>())
-        .prop_map(|(lines, nl, bom)| format!("{}{}", if bom { "\u{feff}" } else { "" }, lines.join(nl)))
+    (
+        prop::collection::vec(org_line(), 0..25),
+        prop::sample::select(vec!["\n", "\r\n"]),
+        any::<bool>(),
+    )
+        .prop_map(|(lines, nl, bom)| {
+            format!("{}{}", if bom { "\u{feff}" } else { "" }, lines.join(nl))
+        })
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 512, ..Config::default() })]
+    // Failing seeds go to tests/proptest-regressions/properties.txt (tests run in tests/).
+    #![proptest_config(Config {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/properties.txt"))),
+        ..Config::default()
+    })]
 
     /// The reader and validator never panic, on arbitrary text or org-shaped text.
     #[test]
