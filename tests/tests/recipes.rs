@@ -643,6 +643,57 @@ fn secrets_stages_without_deploying() {
 }
 
 #[test]
+fn the_engine_env_follows_the_rules_in_the_kits_order() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    for (i, name) in OPTIONAL.iter().enumerate() {
+        // Every other optional name is set; the rest are present but empty.
+        let value = if i % 2 == 0 { format!("value-{i}") } else { String::new() };
+        fx.set(name, &value);
+    }
+    fx.set("WB_APP_NAME", APP).set("WB_REGION", REGION);
+    fx.set("WB_PORT", "8080").set("WB_DATA", "/srv/wb");
+    fx.set("EXTRA_ONE", "1").set("EXTRA_TWO", "2");
+    // Declared secrets: two new ones and two already in the env (no duplicates).
+    fx.set("WB_SECRET_KEYS", "EXTRA_TWO WB_AUTH EXTRA_ONE WB_APP_NAME");
+    fx.run("secrets").expect_code(0);
+
+    let expected: Vec<String> = fx.engine().into_iter().map(|(n, _)| n).collect();
+    let mut want = vec!["WB_WEB", "PORT", "WB_DATA", "WB_EMBED", "WB_REGISTRY", "WB_APP_NAME"];
+    want.extend(OPTIONAL.iter().step_by(2).skip(1));
+    want.extend(["WB_REGION", "EXTRA_TWO", "EXTRA_ONE"]);
+    let mut sorted_want = want.clone();
+    sorted_want.sort();
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(sorted_expected, sorted_want, "the test's own model");
+
+    let app = fx.app_state();
+    let imported: Vec<&str> = app["last_import"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(imported, expected, "names and order of the imported engine env");
+    for (name, value) in [
+        ("PORT", "8080"),
+        ("WB_DATA", "/srv/wb"),
+        ("WB_REGISTRY", "/srv/wb/registry.db"),
+        ("WB_WEB", "1"),
+        ("WB_EMBED", "local"),
+    ] {
+        assert_eq!(
+            app["secrets"][name]["digest"],
+            sha256_hex(value.as_bytes()).as_str(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn secret_values_never_reach_argv_or_output_yet_round_trip_exactly() {
     if !double_ready() {
         return;
@@ -1300,6 +1351,8 @@ fn flyctl_can_carry(value: &str) -> bool {
 /// Runs `secrets` with PROP_SECRET=value in one shared fixture and checks the
 /// outcome against `flyctl_can_carry`: an exact round-trip, or exit 1 naming it.
 fn check_round_trip(fx: &Fixture, value: &str) -> Result<(), String> {
+    let imports = |fx: &Fixture| fx.commands().iter().filter(|c| *c == "secrets import").count();
+    let before = imports(fx);
     let mut cmd = fx.command(Some("secrets"));
     cmd.env("PROP_SECRET", value);
     let run = Run::from(cmd.output().unwrap());
@@ -1311,10 +1364,13 @@ fn check_round_trip(fx: &Fixture, value: &str) -> Result<(), String> {
         if digest != sha256_hex(value.as_bytes()).as_str() {
             return Err(format!("{value:?} came back as another value ({digest})"));
         }
-    } else if run.code != 1 || !run.stderr.contains("PROP_SECRET") {
+    } else if run.code != 1 || !run.stderr.contains("PROP_SECRET") || imports(fx) != before {
         return Err(format!(
-            "{value:?} cannot be carried but the run gave exit {}: {}",
-            run.code, run.stderr
+            "{value:?} cannot be carried, so the spine must refuse it before flyctl runs; \
+             exit {}, {} secrets import call(s): {}",
+            run.code,
+            imports(fx) - before,
+            run.stderr
         ));
     }
     Ok(())
@@ -1378,7 +1434,11 @@ fn edge_values_round_trip_or_are_refused_by_name() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn any_value_round_trips_or_is_refused_by_name(
