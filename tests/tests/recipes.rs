@@ -647,13 +647,18 @@ fn the_engine_env_follows_the_rules_in_the_kits_order() {
     if !double_ready() {
         return;
     }
-    // Two runs: each sets every other optional name and leaves the rest empty
-    // (WB_APP_NAME and WB_REGION, the first two, are always set by the fixture).
-    for parity in [0, 1] {
+    // Three runs: every other optional name set (the rest present but empty),
+    // then the other half, then all of them (WB_APP_NAME and WB_REGION, the
+    // first two, are always set by the fixture).
+    for parity in [0, 1, 2] {
         let mut fx = Fixture::new();
         let mut set = Vec::new();
         for (i, name) in OPTIONAL.iter().enumerate().skip(2) {
-            let value = if i % 2 == parity { format!("value-{i}") } else { String::new() };
+            let value = if parity == 2 || i % 2 == parity {
+                format!("value-{i}")
+            } else {
+                String::new()
+            };
             if !value.is_empty() {
                 set.push(*name);
             }
