@@ -81,26 +81,24 @@ fn double_path() -> String {
     format!("{}:/usr/bin:/bin", doubles_dir().display())
 }
 
-/// The double is a Python 3 script; with the sealed PATH it needs
-/// `/usr/bin/env python3` to resolve in /usr/bin or /bin. Missing python3 fails
-/// under `WB_REQUIRE_TOOLS=1` and skips loudly otherwise.
+/// The double is a Python 3 script (stdlib only, 3.8 or later); with the sealed
+/// PATH it needs `/usr/bin/env python3` to resolve in /usr/bin or /bin. Missing
+/// python3 fails under `WB_REQUIRE_TOOLS=1` and skips loudly otherwise.
 fn double_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         let found = Command::new("/usr/bin/env")
-            .arg("python3")
-            .arg("-c")
-            .arg("import tomllib")
+            .args(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 8))"])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .status()
             .is_ok_and(|s| s.success());
         if !found {
             if std::env::var("WB_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("python3 (>= 3.11) is required in /usr/bin or /bin for the flyctl double");
+                panic!("python3 (>= 3.8) is required in /usr/bin or /bin for the flyctl double");
             }
             eprintln!(
-                "SKIPPED: python3 (>= 3.11) is not in /usr/bin or /bin — the flyctl double needs it; \
+                "SKIPPED: python3 (>= 3.8) is not in /usr/bin or /bin — the flyctl double needs it; \
                  CI sets WB_REQUIRE_TOOLS=1 to make this a failure"
             );
         }
@@ -686,7 +684,10 @@ fn the_engine_env_follows_the_rules_in_the_kits_order() {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(imported, expected, "names and order of the imported engine env");
+        assert_eq!(
+            imported, expected,
+            "names and order of the imported engine env"
+        );
         for (name, value) in [
             ("WB_WEB", "1"),
             ("PORT", "8080"),
@@ -1362,7 +1363,12 @@ fn flyctl_can_carry(value: &str) -> bool {
 /// Runs `secrets` with PROP_SECRET=value in one shared fixture and checks the
 /// outcome against `flyctl_can_carry`: an exact round-trip, or exit 1 naming it.
 fn check_round_trip(fx: &Fixture, value: &str) -> Result<(), String> {
-    let imports = |fx: &Fixture| fx.commands().iter().filter(|c| *c == "secrets import").count();
+    let imports = |fx: &Fixture| {
+        fx.commands()
+            .iter()
+            .filter(|c| *c == "secrets import")
+            .count()
+    };
     let before = imports(fx);
     let mut cmd = fx.command(Some("secrets"));
     cmd.env("PROP_SECRET", value);
