@@ -1067,7 +1067,19 @@ fn update_mode_only_updates_an_existing_app() {
     assert_eq!(app["releases"][1]["update_only"], true);
 
     fx.set("UPDATE", "yes");
-    fx.run("up").expect_code(1);
+    let before = fx.commands().len();
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("UPDATE must be 1 or 0"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fx.commands().len(),
+        before,
+        "flyctl ran with an invalid UPDATE"
+    );
 }
 
 #[test]
