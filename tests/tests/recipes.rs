@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use serde_json::Value;
 use wb_tests::{Run, doubles_dir, repo_root, require_tool};
 
@@ -1462,26 +1463,20 @@ fn edge_values_round_trip_or_are_refused_by_name() {
     assert!(carried < 34, "{carried}");
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+#[test]
+fn any_value_round_trips_or_is_refused_by_name() {
+    if !double_ready() {
+        return;
+    }
+    let fx = round_trip_fixture();
+    let mut runner = TestRunner::new(ProptestConfig {
         cases: 48,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn any_value_round_trips_or_is_refused_by_name(
-        value in "[a \"'=#\n\r\té€-]{0,24}"
-    ) {
-        if !double_ready() {
-            return Ok(());
-        }
-        static FIXTURE: OnceLock<std::sync::Mutex<Fixture>> = OnceLock::new();
-        let fx = FIXTURE
-            .get_or_init(|| std::sync::Mutex::new(round_trip_fixture()))
-            .lock()
-            .unwrap();
-        let outcome = check_round_trip(&fx, &value);
-        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
-    }
+    });
+    runner
+        .run(&"[a \"'=#\n\r\té€-]{0,24}", |value| {
+            check_round_trip(&fx, &value).map_err(TestCaseError::fail)
+        })
+        .unwrap();
 }
