@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN
+# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG
 #
 # Fly.io recipe: deploys the engine image as one Fly Machine with one volume.
 #

@@ -491,7 +491,7 @@ fn recipes_never_swallow_failures_and_fly_declares_its_passthrough() {
         .collect();
     assert_eq!(
         header,
-        ["# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN"],
+        ["# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG"],
         "the Fly recipe's passthrough header"
     );
 }
