@@ -13,6 +13,9 @@ use crate::secrets::DeployEnv;
 
 static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]*$").unwrap());
 static APP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{0,62}$").unwrap());
+/// An OCI image reference: registry/name[:tag][@digest], no blanks or quotes.
+static IMAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$").unwrap());
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[^<>]+>").unwrap());
 /// `scheme://user:password@` — a URL carrying a password.
 static URL_WITH_PASSWORD: LazyLock<Regex> =
@@ -165,7 +168,9 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         }
     }
     let place: Option<Place> = axis(usable("ENGINE_PLACE"), &mut p);
-    if drawer.get("ENGINE_PLACE").is_none() {
+    // With no drawer chosen the structure error already says why; don't add noise.
+    let chosen = drawer.drawer_line.is_some() || !drawer.properties.is_empty();
+    if chosen && drawer.get("ENGINE_PLACE").is_none() {
         p.error(
             Stage::Enums,
             Diagnostic::error(
@@ -316,7 +321,16 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         );
     }
     for secret in &drawer.secrets {
-        if !env.has(&secret.name) {
+        if crate::engine_env::KIT_NAMES.contains(&secret.name.as_str()) {
+            req(
+                &mut p,
+                Some(secret.line),
+                format!(
+                    "secret `{}` would shadow a variable the kit sets from the file — pick another name",
+                    secret.name
+                ),
+            );
+        } else if !env.has(&secret.name) {
             req(
                 &mut p,
                 Some(secret.line),
@@ -368,6 +382,18 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
                 ),
             );
         }
+    }
+    if let Some(prop) = usable("IMAGE")
+        && !IMAGE.is_match(&prop.value)
+    {
+        req(
+            &mut p,
+            Some(prop.line),
+            format!(
+                "IMAGE `{}` is not an image reference — e.g. `ghcr.io/owner/name:tag`",
+                shown(&prop.value)
+            ),
+        );
     }
     let port = match usable("PORT") {
         None => Some(crate::deployment::DEFAULT_PORT),
@@ -426,7 +452,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         ));
     }
 
-    p.errors.sort_by_key(|(stage, _)| *stage);
+    p.errors.sort_by_key(|(stage, d)| (*stage, d.line));
     let mut diagnostics: Vec<Diagnostic> = p.errors.into_iter().map(|(_, d)| d).collect();
     let valid = diagnostics.is_empty();
     diagnostics.extend(p.warnings);

@@ -82,7 +82,8 @@ pub fn migrate(text: &str) -> Result<Option<String>, String> {
         v.sort();
         v
     };
-    if after.has_errors() || pairs(&after) != pairs(&before) || after.secrets != before.secrets {
+    let names = |d: &drawer::Drawer| d.secrets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    if after.has_errors() || pairs(&after) != pairs(&before) || names(&after) != names(&before) {
         return Err("the rewrite would not read back to the same deployment — nothing was written; please report this".into());
     }
     Ok(Some(out))
