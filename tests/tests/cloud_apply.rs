@@ -16,7 +16,11 @@ fn applied_record(sb: &Sandbox) -> std::path::PathBuf {
 #[track_caller]
 fn clean(sb: &Sandbox, run: &Run) {
     run.assert_no_canary(&canary_tokens());
-    assert!(temp_entries(sb).is_empty(), "temp dirs left: {:?}", temp_entries(sb));
+    assert!(
+        temp_entries(sb).is_empty(),
+        "temp dirs left: {:?}",
+        temp_entries(sb)
+    );
 }
 
 #[test]
@@ -30,16 +34,40 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     let first = sb.deploy(&["apply", FILE]);
     first.expect_code(0);
     clean(&sb, &first);
-    assert!(first.stdout.contains("url: https://wb-saas.fly.dev"), "{}", first.stdout);
-    assert!(first.stderr.contains("control-plane locked — export WB_ENGINE_TOKEN="), "{}", first.stderr);
-    assert!(first.stderr.contains("secrets generate WB_SIGNING_KEY"), "{}", first.stderr);
+    assert!(
+        first.stdout.contains("url: https://wb-saas.fly.dev"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stderr
+            .contains("control-plane locked — export WB_ENGINE_TOKEN="),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("secrets generate WB_SIGNING_KEY"),
+        "{}",
+        first.stderr
+    );
     let bearer = stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").expect("bearer stored");
     assert_eq!(bearer.len(), 64);
     assert!(bearer.chars().all(|c| c.is_ascii_hexdigit()));
-    assert!(first.stderr.contains(&bearer), "printed once, on the first apply");
+    assert!(
+        first.stderr.contains(&bearer),
+        "printed once, on the first apply"
+    );
     assert_eq!(
         commands(&calls(&sb)),
-        ["status", "apps create", "secrets import", "volumes list", "volumes create", "deploy"]
+        [
+            "status",
+            "apps create",
+            "secrets import",
+            "volumes list",
+            "volumes create",
+            "deploy"
+        ]
     );
     assert!(applied_record(&sb).is_file());
     // The double received the bearer as a staged secret (by digest) — a cloud engine is
@@ -58,11 +86,18 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
         clean(&sb, &again);
         assert!(again.stdout.contains("url: https://wb-saas.fly.dev"));
         assert!(again.stderr.contains("unchanged"), "{}", again.stderr);
-        assert!(!again.stderr.contains(&bearer), "the bearer is printed only once");
+        assert!(
+            !again.stderr.contains(&bearer),
+            "the bearer is printed only once"
+        );
     }
     let after = calls(&sb);
     assert_eq!(mutating(&after[before..]), Vec::<String>::new());
-    assert_eq!(stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(), bearer, "never rotated");
+    assert_eq!(
+        stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
+        bearer,
+        "never rotated"
+    );
 
     // --json on an unchanged deployment: one object, no secrets, no bearer.
     let json = sb.deploy(&["apply", FILE, "--json"]);
@@ -82,7 +117,12 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     clean(&sb, &changed);
     let v = changed.json();
     assert_eq!(v["changed"], true);
-    assert!(v["changes"].to_string().contains("env:STRIPE_API_KEY changed"), "{v}");
+    assert!(
+        v["changes"]
+            .to_string()
+            .contains("env:STRIPE_API_KEY changed"),
+        "{v}"
+    );
     let new_calls = calls(&sb)[before..].to_vec();
     assert_eq!(mutating(&new_calls), ["secrets import", "deploy"]);
 
@@ -94,7 +134,10 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     assert!(commands(&calls(&sb)[before..]).contains(&"deploy".to_string()));
 
     // The bearer is still the first one.
-    assert_eq!(stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(), bearer);
+    assert_eq!(
+        stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
+        bearer
+    );
 
     // Read-only verbs: no canary, no mutation.
     let before = calls(&sb).len();
@@ -107,7 +150,10 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
             let run = sb.deploy(&args);
             run.expect_code(0);
             clean(&sb, &run);
-            assert!(!run.stdout.contains(&bearer) && !run.stderr.contains(&bearer), "{verb}");
+            assert!(
+                !run.stdout.contains(&bearer) && !run.stderr.contains(&bearer),
+                "{verb}"
+            );
         }
     }
     let list = sb.deploy(&["secrets", "list", FILE, "--json"]);
@@ -130,14 +176,20 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     down.expect_code(0);
     clean(&sb, &down);
     assert!(!applied_record(&sb).exists());
-    assert_eq!(stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(), bearer);
+    assert_eq!(
+        stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
+        bearer
+    );
     assert!(commands(&calls(&sb)).contains(&"apps destroy".to_string()));
 
     // Applying after down converges again (creates the app) with the same bearer.
     let back = sb.deploy(&["apply", FILE]);
     back.expect_code(0);
     assert!(!back.stderr.contains("control-plane locked"));
-    assert_eq!(stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(), bearer);
+    assert_eq!(
+        stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
+        bearer
+    );
 }
 
 #[test]
@@ -151,10 +203,21 @@ fn a_failing_step_passes_its_code_through_and_records_nothing() {
     let run = sb.deploy(&["apply", FILE]);
     run.expect_code(3);
     clean(&sb, &run);
-    assert!(run.stderr.contains("provider_deploy_image failed"), "{}", run.stderr);
-    assert!(run.stderr.contains("nothing was recorded"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("provider_deploy_image failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nothing was recorded"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stdout.contains("url:"));
-    assert!(!applied_record(&sb).exists(), "no last-applied record after a failure");
+    assert!(
+        !applied_record(&sb).exists(),
+        "no last-applied record after a failure"
+    );
 
     // The next apply converges (the deploy step runs again) and records.
     let retry = sb.deploy(&["apply", FILE, "--json"]);
@@ -190,7 +253,13 @@ fn an_app_destroyed_behind_the_kits_back_is_recreated() {
     let run = sb.deploy(&["apply", FILE]);
     run.expect_code(0);
     assert!(run.stderr.contains("converging"), "{}", run.stderr);
-    assert!(commands(&calls(&sb)).iter().filter(|c| *c == "apps create").count() == 2);
+    assert!(
+        commands(&calls(&sb))
+            .iter()
+            .filter(|c| *c == "apps create")
+            .count()
+            == 2
+    );
 }
 
 #[test]
@@ -203,13 +272,17 @@ fn apply_refuses_an_unset_declared_secret_and_says_how_to_set_it() {
     let run = sb.deploy(&["apply", FILE]);
     run.expect_code(1);
     assert!(
-        run.stderr.contains("secret `STRIPE_API_KEY` is declared but has no value")
+        run.stderr
+            .contains("secret `STRIPE_API_KEY` is declared but has no value")
             && run.stderr.contains("secrets set STRIPE_API_KEY"),
         "{}",
         run.stderr
     );
     assert!(calls(&sb).is_empty(), "no provider call");
-    assert!(!sb.wb_home().join("cloud-saas/secrets.env").exists(), "no bearer made");
+    assert!(
+        !sb.wb_home().join("cloud-saas/secrets.env").exists(),
+        "no bearer made"
+    );
 }
 
 #[test]
@@ -218,10 +291,15 @@ fn a_stored_signing_key_silences_the_warning_and_the_store_wins() {
         return;
     }
     let sb = fly_sandbox(FILE);
-    sb.deploy(&["secrets", "generate", "WB_SIGNING_KEY", FILE]).expect_code(0);
+    sb.deploy(&["secrets", "generate", "WB_SIGNING_KEY", FILE])
+        .expect_code(0);
     let run = sb.deploy(&["apply", FILE]);
     run.expect_code(0);
-    assert!(!run.stderr.contains("WB_SIGNING_KEY is unset"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("WB_SIGNING_KEY is unset"),
+        "{}",
+        run.stderr
+    );
     let state = std::fs::read_to_string(sb.home().join(".fly-double/state.json")).unwrap();
     assert!(state.contains("WB_SIGNING_KEY"));
 }
@@ -230,14 +308,24 @@ fn a_stored_signing_key_silences_the_warning_and_the_store_wins() {
 fn without_flyctl_the_recipe_points_at_the_installer() {
     let mut sb = fly_sandbox(FILE);
     sb.set("PATH", "/usr/bin:/bin");
-    if std::path::Path::new("/usr/bin/flyctl").exists() || std::path::Path::new("/usr/bin/fly").exists() {
+    if std::path::Path::new("/usr/bin/flyctl").exists()
+        || std::path::Path::new("/usr/bin/fly").exists()
+    {
         eprintln!("SKIPPED: a real flyctl is installed in /usr/bin");
         return;
     }
     let run = sb.deploy(&["apply", FILE]);
     run.expect_code(1);
-    assert!(run.stderr.contains("https://fly.io/docs/flyctl/install/"), "{}", run.stderr);
-    assert!(run.stderr.contains("flyctl is not on PATH"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("https://fly.io/docs/flyctl/install/"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("flyctl is not on PATH"),
+        "{}",
+        run.stderr
+    );
     assert!(!applied_record(&sb).exists());
     clean(&sb, &run);
 }
@@ -251,7 +339,11 @@ fn verify_sends_the_bearer_and_reports_the_health_status() {
     // Before any apply there is no bearer to verify with.
     let early = sb.deploy(&["verify", FILE]);
     early.expect_code(1);
-    assert!(early.stderr.contains("run `cargo xtask deploy apply"), "{}", early.stderr);
+    assert!(
+        early.stderr.contains("run `cargo xtask deploy apply"),
+        "{}",
+        early.stderr
+    );
 
     sb.deploy(&["apply", FILE]).expect_code(0);
     let bearer = stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap();
@@ -264,13 +356,20 @@ fn verify_sends_the_bearer_and_reports_the_health_status() {
     let v = ok.json();
     assert_eq!(v["status"], 200);
     assert_eq!(v["health"], format!("{}/health", server.base));
-    assert_eq!(server.seen.lock().unwrap().last().unwrap(), &("GET /health HTTP/1.1".to_string(), true));
+    assert_eq!(
+        server.seen.lock().unwrap().last().unwrap(),
+        &("GET /health HTTP/1.1".to_string(), true)
+    );
 
     // A server expecting another bearer answers 401: verify fails and says why.
     let other = HealthServer::start("not-the-bearer".into());
     sb.set("WB_VERIFY_URL", other.base.clone());
     let refused = sb.deploy(&["verify", FILE]);
     refused.expect_code(1);
-    assert!(refused.stderr.contains("answered 401"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("answered 401"),
+        "{}",
+        refused.stderr
+    );
     assert!(!refused.stderr.contains(&bearer));
 }

@@ -14,15 +14,32 @@ use wb_tests::{Sandbox, doubles_dir, repo_root};
 /// Canary secret values: `=`, both quotes, spaces, a newline, each with a unique token
 /// that must never show up anywhere but the secret store.
 pub const CANARIES: &[(&str, &str)] = &[
-    ("WB_S3_KEY", "AKIA=cnry-s3key-Q7 \"dq\" 'sq' sp ace\nline two"),
-    ("WB_S3_SECRET", "s3=cnry-s3secret-K2 with \"quotes\" and = signs"),
-    ("WB_DATABASE_URL", "postgres://u:cnry-dbpass-M4@db.example/x?a=b c"),
-    ("STRIPE_API_KEY", "sk_live=cnry-stripe-Z9 'one'\n\"two\" three"),
+    (
+        "WB_S3_KEY",
+        "AKIA=cnry-s3key-Q7 \"dq\" 'sq' sp ace\nline two",
+    ),
+    (
+        "WB_S3_SECRET",
+        "s3=cnry-s3secret-K2 with \"quotes\" and = signs",
+    ),
+    (
+        "WB_DATABASE_URL",
+        "postgres://u:cnry-dbpass-M4@db.example/x?a=b c",
+    ),
+    (
+        "STRIPE_API_KEY",
+        "sk_live=cnry-stripe-Z9 'one'\n\"two\" three",
+    ),
 ];
 
 /// The unique token of each canary (what the tests search for).
 pub fn canary_tokens() -> Vec<&'static str> {
-    vec!["cnry-s3key-Q7", "cnry-s3secret-K2", "cnry-dbpass-M4", "cnry-stripe-Z9"]
+    vec![
+        "cnry-s3key-Q7",
+        "cnry-s3secret-K2",
+        "cnry-dbpass-M4",
+        "cnry-stripe-Z9",
+    ]
 }
 
 /// The PATH recipes run with in these tests: the double, then the system.
@@ -43,7 +60,9 @@ pub fn double_ready() -> bool {
         if std::env::var("WB_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("python3 (>= 3.11) is required in /usr/bin or /bin for the flyctl double");
         }
-        eprintln!("SKIPPED: python3 (>= 3.11) is not in /usr/bin or /bin — the flyctl double needs it");
+        eprintln!(
+            "SKIPPED: python3 (>= 3.11) is not in /usr/bin or /bin — the flyctl double needs it"
+        );
     }
     ok
 }
@@ -128,7 +147,11 @@ pub fn assert_no_canary_in_files(dir: &Path, allowed: &[&str]) {
         let bytes = std::fs::read(&file).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         for token in canary_tokens() {
-            assert!(!text.contains(token), "canary {token} in {}", file.display());
+            assert!(
+                !text.contains(token),
+                "canary {token} in {}",
+                file.display()
+            );
         }
     }
 }
@@ -136,7 +159,11 @@ pub fn assert_no_canary_in_files(dir: &Path, allowed: &[&str]) {
 /// The bearer in a deployment's store (read with the kit's own library).
 pub fn stored(sb: &Sandbox, id: &str, name: &str) -> Option<String> {
     let store = xtask::secrets::Store::at(&sb.wb_home().join(id));
-    store.load().unwrap().get(name).map(|s| s.expose().to_string())
+    store
+        .load()
+        .unwrap()
+        .get(name)
+        .map(|s| s.expose().to_string())
 }
 
 /// A tiny HTTP server on 127.0.0.1: `GET /health` answers 200 when the Authorization
@@ -174,7 +201,11 @@ impl HealthServer {
                 }
                 let healthy = ok && first.starts_with("GET /health ");
                 log.lock().unwrap().push((first.trim().to_string(), ok));
-                let (status, body) = if healthy { ("200 OK", "ok") } else { ("401 Unauthorized", "no") };
+                let (status, body) = if healthy {
+                    ("200 OK", "ok")
+                } else {
+                    ("401 Unauthorized", "no")
+                };
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
