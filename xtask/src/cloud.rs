@@ -14,7 +14,7 @@ use crate::deployment::Deployment;
 use crate::engine_env::{EngineEnv, engine_env};
 use crate::flags::Verb;
 use crate::fly_toml;
-use crate::recipes::{self, Recipes};
+use crate::recipes::Recipes;
 use crate::secrets::{DeployEnv, Secret, Store};
 use crate::spawn::{self, Finished, PrivateTemp, RecipeRun, Stdout};
 use crate::state::{self, FileLock};
@@ -61,17 +61,10 @@ struct Recipe {
 
 impl Recipe {
     fn prepare(loaded: &Loaded, d: &Deployment) -> Step<Recipe> {
-        // The validator already refused any provider that is not a plain name; this
-        // check stays so that nothing below can ever build a path from one.
-        if !recipes::is_plain_name(&d.provider) {
-            return Err(fail(format!(
-                "provider `{}` is not a plain name (^[a-z0-9][a-z0-9-]*$)",
-                d.provider
-            )));
-        }
+        // Checked before anything is written (materialize) or read.
         let recipes = loaded.recipes.clone().map_err(fail)?;
+        let bootstrap = spawn::bootstrap_path(&recipes.root, &d.provider).map_err(fail)?;
         recipes.materialize().map_err(fail)?;
-        let bootstrap = recipes.bootstrap(&d.provider);
         let text = std::fs::read_to_string(&bootstrap).map_err(|e| {
             fail(format!(
                 "no recipe for provider `{}`: cannot read {}: {e}",

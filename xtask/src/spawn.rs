@@ -116,6 +116,18 @@ pub fn passthrough_names(script: &str) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// `<root>/<provider>/bootstrap.sh`, refusing any provider that is not a plain name
+/// (`^[a-z0-9][a-z0-9-]*$`): the validator already refused it, and this check keeps a
+/// path like `../x` from ever being built here, whatever the caller.
+pub fn bootstrap_path(root: &Path, provider: &str) -> Result<PathBuf, String> {
+    if !crate::recipes::is_plain_name(provider) {
+        return Err(format!(
+            "provider `{provider}` is not a plain name (^[a-z0-9][a-z0-9-]*$); refusing to look for its recipe"
+        ));
+    }
+    Ok(root.join(provider).join("bootstrap.sh"))
+}
+
 /// What one recipe run is asked to do, beyond the deployment and its engine env.
 #[derive(Debug, Clone)]
 pub struct RecipeRun<'a> {
@@ -559,6 +571,16 @@ mod tests {
         assert_eq!(
             get("WB_ENGINE_KEYS").unwrap(),
             engine.names().join(" ").as_str()
+        );
+    }
+
+    #[test]
+    fn a_provider_is_never_a_path() {
+        assert!(bootstrap_path(Path::new("/r"), "../x").is_err());
+        assert!(bootstrap_path(Path::new("/r"), "a/b").is_err());
+        assert_eq!(
+            bootstrap_path(Path::new("/r"), "fly").unwrap(),
+            Path::new("/r/fly/bootstrap.sh")
         );
     }
 

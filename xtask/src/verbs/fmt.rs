@@ -59,7 +59,7 @@ pub fn migrate(text: &str) -> Result<Option<String>, String> {
     let mut drop: Vec<usize> = moved_lines
         .iter()
         .map(|&n| {
-            if n - 1 >= inserted_at {
+            if n > inserted_at {
                 n - 1 + shift
             } else {
                 n - 1
