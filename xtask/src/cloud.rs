@@ -203,7 +203,7 @@ fn apply(ctx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Step<Outcom
     let salt = state::salt(&dir).map_err(fail)?;
     let fingerprint = intended.fingerprint(d, &salt);
     let before = state::last_applied(&dir);
-    let changes: Vec<String> = match &before {
+    let mut changes: Vec<String> = match &before {
         None => vec!["create the deployment (never applied from this machine)".into()],
         Some(before) => fingerprint
             .diff(before)
@@ -245,6 +245,10 @@ fn apply(ctx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Step<Outcom
             "the provider's `status` failed (exit {}) — the app may be gone; converging",
             probe.code
         ));
+        changes.push(format!(
+            "re-create: the provider's status failed (exit {})",
+            probe.code
+        ));
     } else if force {
         ctx.say("--force: running `up` whatever the last-applied record says");
     } else if let Some(name) = from_source {
@@ -266,7 +270,7 @@ fn apply(ctx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Step<Outcom
             d,
             "up",
             up.code,
-            " — nothing was recorded as applied; fix the cause above and run apply again",
+            " — nothing was recorded as applied, so the next apply converges",
         ));
     }
     let Some(url) = up.url().map(str::to_string) else {
