@@ -33,8 +33,9 @@
 # stdout goes to stderr so that the kit reads a single `url: ...` line from
 # stdout.
 #
-# Written for bash, and kept free of bash-4-only features (no associative
-# arrays, no mapfile) so that macOS's bash 3.2 can run it as well.
+# Written for bash and kept free of bash-4-only features (no associative
+# arrays, no mapfile, empty arrays expanded with ${a[@]+...}) with macOS's
+# bash 3.2 in mind; the tests run it with the system's bash (5.x).
 
 set -euo pipefail
 # Command substitutions inherit `set -e` too (bash >= 4.4; older bash lacks
