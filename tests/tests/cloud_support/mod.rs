@@ -47,21 +47,25 @@ pub fn double_path() -> String {
     format!("{}:/usr/bin:/bin", doubles_dir().display())
 }
 
-/// Whether the double can run (python3 ≥ 3.11 in /usr/bin or /bin); skips loudly if not,
+/// Whether the double can run (python3 ≥ 3.8 in /usr/bin or /bin); skips loudly if not,
 /// fails under `WB_REQUIRE_TOOLS=1`.
 pub fn double_ready() -> bool {
     let ok = Command::new("/usr/bin/env")
-        .args(["python3", "-c", "import tomllib"])
+        .args([
+            "python3",
+            "-c",
+            "import sys; sys.exit(sys.version_info < (3, 8))",
+        ])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
         if std::env::var("WB_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("python3 (>= 3.11) is required in /usr/bin or /bin for the flyctl double");
+            panic!("python3 (>= 3.8) is required in /usr/bin or /bin for the flyctl double");
         }
         eprintln!(
-            "SKIPPED: python3 (>= 3.11) is not in /usr/bin or /bin — the flyctl double needs it"
+            "SKIPPED: python3 (>= 3.8) is not in /usr/bin or /bin — the flyctl double needs it"
         );
     }
     ok
