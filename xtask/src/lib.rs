@@ -13,6 +13,7 @@ pub mod fly_toml;
 pub mod local;
 pub mod recipes;
 pub mod secrets;
+pub mod spawn;
 pub mod state;
 pub mod validate;
 pub mod verbs;
