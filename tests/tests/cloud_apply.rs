@@ -285,6 +285,39 @@ fn apply_refuses_an_unset_declared_secret_and_says_how_to_set_it() {
     );
 }
 
+/// An unset secret blocks `apply` — never `status` or `down`: a teardown must not
+/// depend on credentials the engine no longer needs.
+#[test]
+fn status_and_down_work_with_a_declared_secret_unset() {
+    if !double_ready() {
+        return;
+    }
+    let mut sb = fly_sandbox(FILE);
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    sb.unset("STRIPE_API_KEY")
+        .unset("WB_S3_KEY")
+        .unset("WB_DATABASE_URL");
+    sb.deploy(&["status", FILE]).expect_code(0);
+    let run = sb.deploy(&["down", FILE]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("down — cloud-saas is torn down at fly"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("data: workbook data in S3 and the Postgres database are untouched"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        mutating(&calls(&sb)).last().map(String::as_str),
+        Some("apps destroy")
+    );
+    sb.deploy(&["apply", FILE]).expect_code(1);
+}
+
 #[test]
 fn a_stored_signing_key_silences_the_warning_and_the_store_wins() {
     if !double_ready() {

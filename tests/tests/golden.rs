@@ -86,6 +86,7 @@ fn render(shown: &str, path: &Path, cx: &Context) -> String {
         file_stem: stem,
         deploy_env: &deploy_env,
         has_recipe: &has_recipe,
+        require_secrets: true,
     };
     let checked: Checked = validate::check(&reader, &vcx);
 

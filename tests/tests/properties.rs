@@ -22,6 +22,7 @@ fn check(text: &str, env: &DeployEnv) -> Checked {
         file_stem: "d",
         deploy_env: env,
         has_recipe: &has_recipe,
+        require_secrets: true,
     };
     validate::check(&reader, &cx)
 }

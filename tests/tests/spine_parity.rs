@@ -22,6 +22,7 @@ fn deployment(text: &str, stem: &str, env: &DeployEnv) -> xtask::deployment::Dep
         file_stem: stem,
         deploy_env: env,
         has_recipe: &|_| true,
+        require_secrets: true,
     };
     let checked = check(&drawer, &cx);
     checked

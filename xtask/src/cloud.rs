@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::deployment::Deployment;
+use crate::deployment::{Database, Deployment, Storage};
 use crate::engine_env::{EngineEnv, engine_env};
 use crate::flags::Verb;
 use crate::fly_toml;
@@ -311,10 +311,27 @@ fn down(ctx: &Ctx, loaded: &Loaded, d: &Deployment) -> Step<Outcome> {
     }
     state::forget_applied(&dir).map_err(fail)?;
     ctx.say(ctx.good(&format!(
-        "down — {} is torn down; its secret store (and bearer) stay in {}",
+        "down — {} is torn down at {}; its secret store (and bearer) stay in {}",
         d.id,
+        d.provider,
         dir.display()
     )));
+    // A PaaS app's volumes go with it (fly: `apps destroy`); say where data survives.
+    let survives = match (d.storage, d.database) {
+        (Storage::S3, Database::Postgres) => {
+            "workbook data in S3 and the Postgres database are untouched"
+        }
+        (Storage::S3, Database::Sqlite) => {
+            "workbook data in S3 is untouched; the SQLite data on the app's volume went with it"
+        }
+        (Storage::LocalFs, Database::Postgres) => {
+            "the Postgres database is untouched; files on the app's volume went with it"
+        }
+        (Storage::LocalFs, Database::Sqlite) => {
+            "the app's volume (its files and SQLite data) went with it"
+        }
+    };
+    ctx.say(format!("data: {survives}"));
     Ok(Outcome::ok(json!({ "id": d.id, "provider": d.provider })))
 }
 

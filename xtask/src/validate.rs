@@ -30,6 +30,10 @@ pub struct Context<'a> {
     pub deploy_env: &'a DeployEnv,
     /// Whether a recipe exists for a provider name (already checked to be a plain name).
     pub has_recipe: &'a dyn Fn(&str) -> bool,
+    /// Whether values the deploy env must hold (credentials, declared secrets) are
+    /// required. `validate`, `plan` and `apply` require them; `down`, `status`, `logs`,
+    /// `url`, `verify` and `secrets` do not — an unset secret must never block a teardown.
+    pub require_secrets: bool,
 }
 
 /// The validator's answer: the deployment if it is valid, and every diagnostic.
@@ -221,7 +225,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
     };
     let env = cx.deploy_env;
     if storage == Some(Storage::S3) {
-        if !env.has("WB_S3_KEY") || !env.has("WB_S3_SECRET") {
+        if cx.require_secrets && (!env.has("WB_S3_KEY") || !env.has("WB_S3_SECRET")) {
             req(&mut p, line_of("STORAGE"), "STORAGE: s3 needs WB_S3_KEY + WB_S3_SECRET in your deploy ENV (secrets, not the file)".into());
         }
         let missing: Vec<&str> = ["STORAGE_ENDPOINT", "STORAGE_BUCKET"]
@@ -236,7 +240,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
             );
         }
     }
-    if database == Some(Database::Postgres) && !env.has("WB_DATABASE_URL") {
+    if cx.require_secrets && database == Some(Database::Postgres) && !env.has("WB_DATABASE_URL") {
         req(
             &mut p,
             line_of("DATABASE"),
@@ -330,7 +334,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
                     secret.name
                 ),
             );
-        } else if !env.has(&secret.name) {
+        } else if cx.require_secrets && !env.has(&secret.name) {
             req(
                 &mut p,
                 Some(secret.line),
