@@ -33,8 +33,9 @@
 # stdout goes to stderr so that the kit reads a single `url: ...` line from
 # stdout.
 #
-# Written for bash, and kept free of bash-4-only features (no associative
-# arrays, no mapfile) so that macOS's bash 3.2 can run it as well.
+# Written for bash and kept free of bash-4-only features (no associative
+# arrays, no mapfile, empty arrays expanded with ${a[@]+...}) with macOS's
+# bash 3.2 in mind; the tests run it with the system's bash (5.x).
 
 set -euo pipefail
 # Command substitutions inherit `set -e` too (bash >= 4.4; older bash lacks
@@ -194,14 +195,15 @@ _wb_dotenv_line() {
   local name=$1 value=$2 rest line first
   local LC_ALL=C
   if [[ $value != *$'\n'* ]]; then
-    if [[ $value != '""'* ]]; then
+    if [[ $value != '""'* && $value != '"' ]]; then
       line="$name=\"$value\""
     elif [[ $value != '"""'* && $value != *'"' && $value != *$'\r' ]]; then
-      # Wrapping would open a multi-line value; the bare form is read back
-      # unchanged because it neither starts with """ nor ends with a quote.
+      # Quoting would start the line with """ and open a multi-line value;
+      # the bare form reads back unchanged because it neither starts with """
+      # nor ends with a quote (or a carriage return).
       line="$name=$value"
     else
-      wb_die "the value of $name starts with two double quotes and cannot be written for flyctl secrets import"
+      wb_die "the value of $name starts and ends with double quotes in a way flyctl secrets import cannot read back"
     fi
     if ((${#line} > WB_DOTENV_MAX_LINE)); then
       wb_die "the value of $name is longer than flyctl secrets import can read on one line"

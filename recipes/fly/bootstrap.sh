@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN
+# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG
 #
 # Fly.io recipe: deploys the engine image as one Fly Machine with one volume.
 #
@@ -54,12 +54,17 @@ fi
 FLY_VOLUME=wbdata
 FLY_VOLUME_SIZE_GB=1
 
+case ${UPDATE:-} in
+  "" | 0 | 1) ;;
+  *) wb_die "UPDATE must be 1 or 0 (got '$UPDATE')" ;;
+esac
+
+if [[ -n ${WB_REGION:-} && ! $WB_REGION =~ ^[a-z0-9]+$ ]]; then
+  wb_die "WB_REGION '$WB_REGION' is not a Fly region code (see 'fly platform regions')"
+fi
+
 _fly_update_mode() {
-  case ${UPDATE:-} in
-    1) return 0 ;;
-    "" | 0) return 1 ;;
-    *) wb_die "UPDATE must be 1 or 0 (got '$UPDATE')" ;;
-  esac
+  [[ ${UPDATE:-} == 1 ]]
 }
 
 # _fly_app_state: set FLY_APP_STATE to "present" or "absent" from
@@ -135,9 +140,6 @@ provider_attach_volume() {
   wb_require WB_APP_NAME
   if [[ -z ${WB_REGION:-} ]]; then
     wb_die "WB_REGION is empty; a Fly volume lives in one region, so the deployment must name it"
-  fi
-  if ! [[ $WB_REGION =~ ^[a-z0-9]+$ ]]; then
-    wb_die "WB_REGION '$WB_REGION' is not a Fly region code (see 'fly platform regions')"
   fi
   json=$("$FLY" volumes list -a "$WB_APP_NAME" --json)
   _fly_volume_present "$json" "$FLY_VOLUME" "$WB_REGION"

@@ -11,11 +11,16 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repo")
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// Builds a workspace binary once per test process and returns its path.
@@ -66,14 +71,23 @@ impl Default for Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("wb-test-").tempdir().expect("a temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("wb-test-")
+            .tempdir()
+            .expect("a temp dir");
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::create_dir_all(dir.path().join("work")).unwrap();
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
         let env = vec![
             ("PATH".to_string(), path),
-            ("HOME".to_string(), dir.path().join("home").display().to_string()),
-            ("WB_HOME".to_string(), dir.path().join("wb").display().to_string()),
+            (
+                "HOME".to_string(),
+                dir.path().join("home").display().to_string(),
+            ),
+            (
+                "WB_HOME".to_string(),
+                dir.path().join("wb").display().to_string(),
+            ),
             ("NO_COLOR".to_string(), "1".to_string()),
         ];
         Sandbox { dir, env }
@@ -111,7 +125,12 @@ impl Sandbox {
 
     /// Puts a directory first on PATH.
     pub fn prepend_path(&mut self, dir: &Path) -> &mut Sandbox {
-        let path = self.env.iter().find(|(n, _)| n == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        let path = self
+            .env
+            .iter()
+            .find(|(n, _)| n == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         self.set("PATH", format!("{}:{path}", dir.display()))
     }
 
@@ -126,7 +145,10 @@ impl Sandbox {
     /// `xtask <args>` in the sandbox's working directory.
     pub fn kit(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(kit_bin());
-        cmd.args(args).current_dir(self.work()).env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.args(args)
+            .current_dir(self.work())
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -160,14 +182,22 @@ impl From<Output> for Run {
 impl Run {
     /// The one JSON object a `--json` run prints on stdout.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// Asserts the exit code, showing both streams when it is not.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -175,8 +205,16 @@ impl Run {
     #[track_caller]
     pub fn assert_no_canary(&self, canaries: &[&str]) {
         for canary in canaries {
-            assert!(!self.stdout.contains(canary), "canary {canary:?} leaked to stdout:\n{}", self.stdout);
-            assert!(!self.stderr.contains(canary), "canary {canary:?} leaked to stderr:\n{}", self.stderr);
+            assert!(
+                !self.stdout.contains(canary),
+                "canary {canary:?} leaked to stdout:\n{}",
+                self.stdout
+            );
+            assert!(
+                !self.stderr.contains(canary),
+                "canary {canary:?} leaked to stderr:\n{}",
+                self.stderr
+            );
         }
     }
 }
@@ -191,9 +229,13 @@ pub fn require_tool(tool: &str) -> bool {
         .is_ok_and(|s| s.success());
     if !found {
         if std::env::var("WB_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("`{tool}` is required (WB_REQUIRE_TOOLS=1) but not on PATH — install it (see .ci/run)");
+            panic!(
+                "`{tool}` is required (WB_REQUIRE_TOOLS=1) but not on PATH — install it (see .ci/run)"
+            );
         }
-        eprintln!("SKIPPED: `{tool}` is not on PATH — this test needs it; CI installs it and sets WB_REQUIRE_TOOLS=1");
+        eprintln!(
+            "SKIPPED: `{tool}` is not on PATH — this test needs it; CI installs it and sets WB_REQUIRE_TOOLS=1"
+        );
     }
     found
 }

@@ -5,5 +5,9 @@ fn kit_builds_and_answers_help() {
     let sb = wb_tests::Sandbox::new();
     let run = wb_tests::Run::from(sb.kit(&["deploy", "--help"]).output().unwrap());
     run.expect_code(0);
-    assert!(run.stdout.contains("Usage: cargo xtask deploy <verb>"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Usage: cargo xtask deploy <verb>"),
+        "{}",
+        run.stdout
+    );
 }

@@ -46,7 +46,11 @@ fn deploy(ctx: &Ctx, args: &DeployArgs) -> Outcome {
         Verb::Local => return crate::local::zero_config(ctx),
         _ => {}
     }
-    let loaded = match verbs::load(args.file.as_deref(), args.id.as_deref()) {
+    let require_secrets = matches!(
+        args.verb,
+        Verb::Validate | Verb::Plan | Verb::Apply | Verb::Fmt
+    );
+    let loaded = match verbs::load(args.file.as_deref(), args.id.as_deref(), require_secrets) {
         Ok(loaded) => loaded,
         Err(e) => return Outcome::error(e),
     };

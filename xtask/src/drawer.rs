@@ -23,6 +23,9 @@ static KEYWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?i-u:#\+DEPLOY_)([A-Za-z_]+):(.*)$").unwrap());
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z][A-Z0-9_]*$").unwrap());
 static HEADLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\*+\s").unwrap());
+/// `#+BEGIN_SRC` … `#+END_SRC` (any block kind): its body is content, never structure.
+static BLOCK_BEGIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?i-u:#\+BEGIN_)(\S+)").unwrap());
 
 /// One `:KEY: value` as read, with the line it stands on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +96,8 @@ pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
     // Inside a property drawer: its index in `drawers`. Inside another drawer: its line.
     let mut in_properties: Option<usize> = None;
     let mut in_other: Option<usize> = None;
+    // Inside a `#+BEGIN_<kind>` block: the `#+END_<kind>` line that closes it, uppercased.
+    let mut in_block: Option<String> = None;
 
     for (index, raw) in text.split('\n').enumerate() {
         let n = index + 1;
@@ -131,6 +136,13 @@ pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
             }
         }
 
+        if let Some(end) = &in_block {
+            if trimmed.to_ascii_uppercase() == *end {
+                in_block = None;
+            }
+            continue;
+        }
+
         if in_other.is_some() {
             if trimmed == ":END:" {
                 in_other = None;
@@ -138,7 +150,9 @@ pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
             continue;
         }
 
-        if trimmed == ":PROPERTIES:" {
+        if let Some(caps) = BLOCK_BEGIN.captures(trimmed) {
+            in_block = Some(format!("#+END_{}", caps[1].to_ascii_uppercase()));
+        } else if trimmed == ":PROPERTIES:" {
             drawers.push(RawDrawer {
                 open_line: n,
                 end_line: None,

@@ -11,6 +11,26 @@ use crate::secrets::{DeployEnv, Secret};
 /// Where the engine's durable data is mounted.
 pub const DATA_DIR: &str = "/data";
 
+/// The names the kit itself sets from the file: a declared secret may not take one.
+pub const KIT_NAMES: &[&str] = &[
+    "WB_WEB",
+    "PORT",
+    "WB_DATA",
+    "WB_EMBED",
+    "WB_REGISTRY",
+    "WB_APP_NAME",
+    "WB_REGION",
+    "WB_PROFILE_DIR",
+    "WB_TENANCY_MODE",
+    "WB_STORAGE",
+    "WB_S3_ENDPOINT",
+    "WB_S3_BUCKET",
+    "WB_S3_REGION",
+    "WB_AUTH",
+    "WB_AUTH_ISSUER",
+    "WB_JWKS_URL",
+];
+
 /// One variable's value: plain text, or a secret that renders as `<redacted>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvValue {

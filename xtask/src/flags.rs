@@ -151,6 +151,7 @@ Options:
 
 Exit codes: 0 success · 1 failure · 2 usage · a recipe's own non-zero code, passed through.
 Environment: WB_HOME (state dir), WB_PROVIDERS_DIR (recipes), WB_VMM_BACKEND (local backend),
+WB_ENGINE_BIN (process backend), WB_VERIFY_URL (cloud verify target),
 NO_COLOR (plain output).
 
 Example:

@@ -1,6 +1,6 @@
 //! The deploy kit's library: a pure core (drawer → deployment → engine env, fly.toml,
 //! plan) and a thin shell around it (secret store, state, recipes and the sealed spawn,
-//! local backends). `main.rs` is flags → one match → exit code. See docs/ARCHITECTURE.md.
+//! local backends). `main.rs` is flags → one match → exit code. See README.md and docs/.
 
 pub mod cli;
 pub mod cloud;
@@ -13,6 +13,7 @@ pub mod fly_toml;
 pub mod local;
 pub mod recipes;
 pub mod secrets;
+pub mod spawn;
 pub mod state;
 pub mod validate;
 pub mod verbs;

@@ -164,7 +164,10 @@ impl Store {
     /// Read-modify-write under the store's lock; the write is atomic.
     fn update(&self, change: impl FnOnce(&mut BTreeMap<String, Secret>)) -> Result<(), String> {
         let dir = self.path.parent().expect("store path has a parent");
-        let _lock = state::FileLock::acquire(&dir.join("secrets.lock"))?;
+        let _lock = state::FileLock::acquire_waiting(
+            &dir.join("secrets.lock"),
+            std::time::Duration::from_secs(30),
+        )?;
         let mut map = self.load()?;
         change(&mut map);
         state::atomic_write(&self.path, render_store(&map).as_bytes(), 0o600)

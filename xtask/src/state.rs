@@ -101,6 +101,31 @@ pub struct FileLock {
 impl FileLock {
     /// Takes the lock, failing at once (not waiting) if another process holds it.
     pub fn acquire(path: &Path) -> Result<FileLock, String> {
+        FileLock::try_acquire(path)?.ok_or_else(|| {
+            format!(
+                "another kit process holds {} — wait for it to finish (or end it) and try again",
+                path.display()
+            )
+        })
+    }
+
+    /// Takes the lock, waiting up to `patience` for another process to release it
+    /// (short critical sections such as a store update, where queueing beats failing).
+    pub fn acquire_waiting(path: &Path, patience: std::time::Duration) -> Result<FileLock, String> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(lock) = FileLock::try_acquire(path)? {
+                return Ok(lock);
+            }
+            if std::time::Instant::now() >= deadline {
+                return FileLock::acquire(path);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// `Ok(None)` when another process holds the lock.
+    fn try_acquire(path: &Path) -> Result<Option<FileLock>, String> {
         if let Some(dir) = path.parent() {
             ensure_private_dir(dir)?;
         }
@@ -113,11 +138,8 @@ impl FileLock {
             .open(path)
             .map_err(|e| format!("cannot open lock {}: {e}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(FileLock { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(format!(
-                "another kit process holds {} — wait for it to finish (or end it) and try again",
-                path.display()
-            )),
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
         }
     }

@@ -13,6 +13,9 @@ use crate::secrets::DeployEnv;
 
 static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]*$").unwrap());
 static APP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9-]{0,62}$").unwrap());
+/// An OCI image reference: registry/name[:tag][@digest], no blanks or quotes.
+static IMAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$").unwrap());
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[^<>]+>").unwrap());
 /// `scheme://user:password@` — a URL carrying a password.
 static URL_WITH_PASSWORD: LazyLock<Regex> =
@@ -27,6 +30,10 @@ pub struct Context<'a> {
     pub deploy_env: &'a DeployEnv,
     /// Whether a recipe exists for a provider name (already checked to be a plain name).
     pub has_recipe: &'a dyn Fn(&str) -> bool,
+    /// Whether values the deploy env must hold (credentials, declared secrets) are
+    /// required. `validate`, `plan` and `apply` require them; `down`, `status`, `logs`,
+    /// `url`, `verify` and `secrets` do not — an unset secret must never block a teardown.
+    pub require_secrets: bool,
 }
 
 /// The validator's answer: the deployment if it is valid, and every diagnostic.
@@ -165,7 +172,9 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         }
     }
     let place: Option<Place> = axis(usable("ENGINE_PLACE"), &mut p);
-    if drawer.get("ENGINE_PLACE").is_none() {
+    // With no drawer chosen the structure error already says why; don't add noise.
+    let chosen = drawer.drawer_line.is_some() || !drawer.properties.is_empty();
+    if chosen && drawer.get("ENGINE_PLACE").is_none() {
         p.error(
             Stage::Enums,
             Diagnostic::error(
@@ -216,7 +225,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
     };
     let env = cx.deploy_env;
     if storage == Some(Storage::S3) {
-        if !env.has("WB_S3_KEY") || !env.has("WB_S3_SECRET") {
+        if cx.require_secrets && (!env.has("WB_S3_KEY") || !env.has("WB_S3_SECRET")) {
             req(&mut p, line_of("STORAGE"), "STORAGE: s3 needs WB_S3_KEY + WB_S3_SECRET in your deploy ENV (secrets, not the file)".into());
         }
         let missing: Vec<&str> = ["STORAGE_ENDPOINT", "STORAGE_BUCKET"]
@@ -231,7 +240,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
             );
         }
     }
-    if database == Some(Database::Postgres) && !env.has("WB_DATABASE_URL") {
+    if cx.require_secrets && database == Some(Database::Postgres) && !env.has("WB_DATABASE_URL") {
         req(
             &mut p,
             line_of("DATABASE"),
@@ -316,7 +325,16 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         );
     }
     for secret in &drawer.secrets {
-        if !env.has(&secret.name) {
+        if crate::engine_env::KIT_NAMES.contains(&secret.name.as_str()) {
+            req(
+                &mut p,
+                Some(secret.line),
+                format!(
+                    "secret `{}` would shadow a variable the kit sets from the file — pick another name",
+                    secret.name
+                ),
+            );
+        } else if cx.require_secrets && !env.has(&secret.name) {
             req(
                 &mut p,
                 Some(secret.line),
@@ -368,6 +386,18 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
                 ),
             );
         }
+    }
+    if let Some(prop) = usable("IMAGE")
+        && !IMAGE.is_match(&prop.value)
+    {
+        req(
+            &mut p,
+            Some(prop.line),
+            format!(
+                "IMAGE `{}` is not an image reference — e.g. `ghcr.io/owner/name:tag`",
+                shown(&prop.value)
+            ),
+        );
     }
     let port = match usable("PORT") {
         None => Some(crate::deployment::DEFAULT_PORT),
@@ -426,7 +456,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
         ));
     }
 
-    p.errors.sort_by_key(|(stage, _)| *stage);
+    p.errors.sort_by_key(|(stage, d)| (*stage, d.line));
     let mut diagnostics: Vec<Diagnostic> = p.errors.into_iter().map(|(_, d)| d).collect();
     let valid = diagnostics.is_empty();
     diagnostics.extend(p.warnings);

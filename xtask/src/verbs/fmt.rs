@@ -23,54 +23,42 @@ pub fn migrate(text: &str) -> Result<Option<String>, String> {
     }
     let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines: Vec<String> = body
+    let lines: Vec<&str> = body
         .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .collect();
     let moved_lines: Vec<usize> = moved.iter().map(|p| p.line).collect();
-    let new_props: Vec<String> = moved
-        .iter()
-        .map(|p| format!(":{}: {}", p.key, p.value))
-        .collect();
-    match before.end_line {
+    let props = moved.iter().map(|p| format!(":{}: {}", p.key, p.value));
+    // One pass: drop the keyword lines, and emit the properties just before the drawer's
+    // `:END:` (indented like it) — or, with no drawer, a new headline and drawer where the
+    // first keyword line stood.
+    let (insert_before, block): (usize, Vec<String>) = match before.end_line {
         Some(end) => {
             let indent: String = lines[end - 1]
                 .chars()
                 .take_while(|c| c.is_whitespace())
                 .collect();
-            for (i, prop) in new_props.iter().enumerate() {
-                lines.insert(end - 1 + i, format!("{indent}{prop}"));
-            }
+            (end, props.map(|p| format!("{indent}{p}")).collect())
         }
         None => {
-            let at = moved_lines[0] - 1;
             let id = before.value("ID").unwrap_or("deployment");
             let mut block = vec![format!("* {id} :deployment:"), ":PROPERTIES:".to_string()];
-            block.extend(new_props.iter().cloned());
+            block.extend(props);
             block.push(":END:".to_string());
-            for (i, line) in block.into_iter().enumerate() {
-                lines.insert(at + i, line);
-            }
+            (moved_lines[0], block)
+        }
+    };
+    let mut out_lines: Vec<String> = Vec::with_capacity(lines.len() + block.len());
+    for (index, line) in lines.iter().enumerate() {
+        let n = index + 1;
+        if n == insert_before {
+            out_lines.extend(block.iter().cloned());
+        }
+        if !moved_lines.contains(&n) {
+            out_lines.push(line.to_string());
         }
     }
-    // Drop the keyword lines (their indices moved by what was inserted above them).
-    let inserted_at = before.end_line.map(|e| e - 1).unwrap_or(moved_lines[0] - 1);
-    let shift = new_props.len() + if before.end_line.is_some() { 0 } else { 3 };
-    let mut drop: Vec<usize> = moved_lines
-        .iter()
-        .map(|&n| {
-            if n - 1 >= inserted_at {
-                n - 1 + shift
-            } else {
-                n - 1
-            }
-        })
-        .collect();
-    drop.sort_unstable_by(|a, b| b.cmp(a));
-    for index in drop {
-        lines.remove(index);
-    }
-    let out = lines.join(newline);
+    let out = out_lines.join(newline);
 
     let after = drawer::read(&out, None);
     let pairs = |d: &drawer::Drawer| {
@@ -82,7 +70,8 @@ pub fn migrate(text: &str) -> Result<Option<String>, String> {
         v.sort();
         v
     };
-    if after.has_errors() || pairs(&after) != pairs(&before) || after.secrets != before.secrets {
+    let names = |d: &drawer::Drawer| d.secrets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    if after.has_errors() || pairs(&after) != pairs(&before) || names(&after) != names(&before) {
         return Err("the rewrite would not read back to the same deployment — nothing was written; please report this".into());
     }
     Ok(Some(out))

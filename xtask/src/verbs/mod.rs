@@ -178,7 +178,8 @@ impl Loaded {
 }
 
 /// Reads, checks and captures: the one way every verb gets a deployment.
-pub fn load(file: Option<&str>, id: Option<&str>) -> Result<Loaded, String> {
+/// `require_secrets`: see [`validate::Context::require_secrets`].
+pub fn load(file: Option<&str>, id: Option<&str>, require_secrets: bool) -> Result<Loaded, String> {
     let path = resolve_file(file);
     let shown = path.display().to_string();
     let app_dir = state::app_dir()?;
@@ -213,6 +214,7 @@ pub fn load(file: Option<&str>, id: Option<&str>) -> Result<Loaded, String> {
         file_stem: &stem,
         deploy_env: &deploy_env,
         has_recipe: &has_recipe,
+        require_secrets,
     };
     let checked = if loaded.text.is_some() {
         validate::check(&drawer, &cx)

@@ -1,0 +1,285 @@
+//! Properties of the core that must hold for every input, not just the fixtures.
+//!
+//! Deployments are generated valid by construction (`deployment()`), with the deploy env
+//! they need; failing seeds are kept in `proptest-regressions/` in git.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence};
+
+use xtask::deployment::{Auth, Database, Deployment, Place, Storage, Tenancy};
+use xtask::diagnostic::render_report;
+use xtask::drawer;
+use xtask::engine_env::engine_env;
+use xtask::fly_toml;
+use xtask::secrets::DeployEnv;
+use xtask::validate::{self, Checked};
+
+fn check(text: &str, env: &DeployEnv) -> Checked {
+    let reader = drawer::read(text, None);
+    let has_recipe = |p: &str| p == "fly";
+    let cx = validate::Context {
+        file: "d.org",
+        file_stem: "d",
+        deploy_env: env,
+        has_recipe: &has_recipe,
+        require_secrets: true,
+    };
+    validate::check(&reader, &cx)
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,20}"
+}
+
+fn url() -> impl Strategy<Value = String> {
+    ("[a-z]{1,10}", prop::option::of("/[a-z]{1,8}"))
+        .prop_map(|(host, path)| format!("https://{host}.example.com{}", path.unwrap_or_default()))
+}
+
+fn canary() -> impl Strategy<Value = String> {
+    // Values shaped like real secrets: `=`, quotes, blanks, newlines, unicode.
+    "[a-z0-9]{8}[=\"' \n\té]{0,3}[a-z0-9]{4}".prop_map(|s| format!("canary-{s}"))
+}
+
+/// A valid deployment and the deploy env it needs, by construction.
+fn deployment() -> impl Strategy<Value = (Deployment, Vec<(String, String)>)> {
+    let axes = (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        0..4usize,
+    );
+    let open = (
+        name(),
+        name(),
+        url(),
+        url(),
+        prop::option::of(url()),
+        prop::option::of("/[a-z]{1,10}"),
+        1..=65535u16,
+    );
+    let secrets = prop::collection::vec(("S_[A-Z0-9_]{2,10}", canary()), 0..3);
+    let creds = (canary(), canary(), canary(), canary(), canary());
+    (
+        axes,
+        open,
+        secrets,
+        creds,
+        prop::option::of("[a-z0-9][a-z0-9-]{0,9}"),
+    )
+        .prop_map(
+            |(
+                (cloud, multi, s3, pg, auth),
+                (id, app, endpoint, issuer, jwks, profile, port),
+                secrets,
+                creds,
+                region,
+            )| {
+                let place = if cloud { Place::Cloud } else { Place::Local };
+                let mut d = Deployment::new(&id, place);
+                d.tenancy = if multi {
+                    Tenancy::Multi
+                } else {
+                    Tenancy::Single
+                };
+                d.storage = if s3 { Storage::S3 } else { Storage::LocalFs };
+                d.database = if pg || multi {
+                    Database::Postgres
+                } else {
+                    Database::Sqlite
+                };
+                d.auth = [Auth::Trusted, Auth::BetterAuth, Auth::Clerk, Auth::Oidc][auth];
+                if multi && d.auth == Auth::Trusted {
+                    d.auth = Auth::Oidc;
+                }
+                if d.auth != Auth::Trusted {
+                    d.issuer = Some(issuer);
+                    d.jwks_url = jwks;
+                }
+                if s3 {
+                    d.storage_endpoint = Some(endpoint);
+                    d.storage_bucket = Some(format!("{app}-bucket"));
+                }
+                if cloud {
+                    d.app = Some(app);
+                    d.region = Some(region.unwrap_or_else(|| "iad".into()));
+                }
+                d.profile = profile;
+                d.port = port;
+                let mut env = vec![
+                    ("WB_S3_KEY".to_string(), creds.0),
+                    ("WB_S3_SECRET".to_string(), creds.1),
+                    ("WB_DATABASE_URL".to_string(), creds.2),
+                    ("WB_PUBLIC_BEARER".to_string(), creds.3),
+                    ("WB_SIGNING_KEY".to_string(), creds.4),
+                ];
+                for (n, v) in secrets {
+                    if !d.secrets.contains(&n) && !env.iter().any(|(e, _)| *e == n) {
+                        d.secrets.push(n.clone());
+                        env.push((n, v));
+                    }
+                }
+                (d, env)
+            },
+        )
+}
+
+/// Lines an operator (or a fuzzer) might put in a file, to build org-ish documents.
+fn org_line() -> impl Strategy<Value = String> {
+    let keys = prop::sample::select(vec![
+        "ENGINE_PLACE",
+        "TENANCY_MODE",
+        "STORAGE",
+        "DATABASE",
+        "AUTH",
+        "APP",
+        "REGION",
+        "PORT",
+        "ID",
+        "PROVIDER",
+        "ISSUER",
+        "IMAGE",
+        "WB_S3_KEY",
+        "api_token",
+        "X-Y",
+    ]);
+    let values = prop::sample::select(vec![
+        "local",
+        "cloud",
+        "multi",
+        "single",
+        "s3",
+        "local-fs",
+        "sqlite",
+        "postgres",
+        "clerk",
+        "trusted",
+        "Local",
+        "",
+        "my-app",
+        "<fill>",
+        "https://a.example.com",
+        "http://x:y@z",
+        "70000",
+        "../x",
+        " ",
+    ]);
+    prop_oneof![
+        Just(":PROPERTIES:".to_string()),
+        Just(":END:".to_string()),
+        Just(":LOGBOOK:".to_string()),
+        Just("* headline".to_string()),
+        Just("#+BEGIN_SRC".to_string()),
+        Just("#+END_SRC".to_string()),
+        (keys.clone(), values.clone()).prop_map(|(k, v)| format!(":{k}: {v}")),
+        (keys, values).prop_map(|(k, v)| format!("#+DEPLOY_{k}: {v}")),
+        "#\\+DEPLOY_SECRETS:( [A-Za-z0-9_]{1,6}){0,3}",
+        ".{0,30}",
+    ]
+}
+
+fn org_document() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(org_line(), 0..25),
+        prop::sample::select(vec!["\n", "\r\n"]),
+        any::<bool>(),
+    )
+        .prop_map(|(lines, nl, bom)| {
+            format!("{}{}", if bom { "\u{feff}" } else { "" }, lines.join(nl))
+        })
+}
+
+proptest! {
+    // Failing seeds go to tests/proptest-regressions/properties.txt (tests run in tests/).
+    #![proptest_config(Config {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/properties.txt"))),
+        ..Config::default()
+    })]
+
+    /// The reader and validator never panic, on arbitrary text or org-shaped text.
+    #[test]
+    fn reader_never_panics(text in any::<String>(), doc in org_document()) {
+        let env = DeployEnv::default();
+        for t in [&text, &doc] {
+            let checked = check(t, &env);
+            let report = render_report("d.org", Some(t), &checked.diagnostics, false);
+            prop_assert!(checked.valid() || report.contains("invalid deployment:"));
+        }
+    }
+
+    /// render → read → check gives back the very same deployment.
+    #[test]
+    fn render_read_round_trips((d, env) in deployment()) {
+        let deploy_env = DeployEnv::new(env, std::iter::empty());
+        let text = d.to_org();
+        let checked = check(&text, &deploy_env);
+        prop_assert!(checked.valid(), "{text}\n{:?}", checked.diagnostics);
+        prop_assert_eq!(checked.deployment.as_ref(), Some(&d));
+    }
+
+    /// Multi-tenant on SQLite, or multi-tenant with `trusted`, is never valid, whatever
+    /// else the file says and whatever the deploy env holds.
+    #[test]
+    fn multi_tenant_refusals_hold((d, env) in deployment(), sqlite in any::<bool>()) {
+        let mut bad = d.clone();
+        bad.tenancy = Tenancy::Multi;
+        if sqlite { bad.database = Database::Sqlite } else { bad.auth = Auth::Trusted }
+        let checked = check(&bad.to_org(), &DeployEnv::new(env, std::iter::empty()));
+        prop_assert!(!checked.valid());
+        let expected = if sqlite { "TENANCY_MODE: multi on DATABASE: sqlite" } else { "TENANCY_MODE: multi with AUTH: trusted" };
+        prop_assert!(checked.errors().any(|e| e.message.starts_with(expected)));
+    }
+
+    /// Every valid deployment's engine env starts with the five always-present variables.
+    #[test]
+    fn engine_env_always_has_the_five((d, env) in deployment()) {
+        let engine = engine_env(&d, &DeployEnv::new(env, std::iter::empty()));
+        let names = engine.names();
+        prop_assert_eq!(&names[..5], &["WB_WEB", "PORT", "WB_DATA", "WB_EMBED", "WB_REGISTRY"]);
+        prop_assert_eq!(engine.get("WB_REGISTRY").unwrap().to_string(), "/data/registry.db");
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        prop_assert_eq!(unique.len(), names.len(), "a name appears twice: {:?}", names);
+    }
+
+    /// No secret value ever appears in anything the kit renders from a deployment.
+    #[test]
+    fn no_secret_in_any_output((d, env) in deployment()) {
+        let deploy_env = DeployEnv::new(env.clone(), std::iter::empty());
+        let text = d.to_org();
+        let checked = check(&text, &deploy_env);
+        let engine = engine_env(&d, &deploy_env);
+        let outputs = [
+            render_report("d.org", Some(&text), &checked.diagnostics, false),
+            d.summary(),
+            engine.render(),
+            engine.to_json().to_string(),
+            format!("{engine:?} {deploy_env:?} {checked:?}"),
+            fly_toml::render(&d).unwrap_or_default(),
+        ];
+        for (name, value) in &env {
+            for out in &outputs {
+                prop_assert!(!out.contains(value.as_str()), "{name}'s value leaked into: {out}");
+            }
+        }
+    }
+
+    /// fly.toml is a serializer's output: any string stays one string value, no injection.
+    #[test]
+    fn fly_toml_cannot_be_injected(app in any::<String>(), region in any::<String>(), image in any::<String>()) {
+        let mut d = Deployment::new("x", Place::Cloud);
+        d.app = Some(app.clone());
+        d.region = Some(region.clone());
+        d.image = image.clone();
+        let text = fly_toml::render(&d).unwrap();
+        let parsed: toml::Table = text.parse().unwrap();
+        let keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
+        prop_assert_eq!(keys, vec!["app", "primary_region", "build", "mounts", "http_service"]);
+        prop_assert_eq!(parsed["app"].as_str(), Some(app.as_str()));
+        prop_assert_eq!(parsed["primary_region"].as_str(), Some(region.as_str()));
+        prop_assert_eq!(parsed["build"]["image"].as_str(), Some(image.as_str()));
+    }
+}

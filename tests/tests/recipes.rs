@@ -1,0 +1,1482 @@
+//! Recipe tests: the spine (`recipes/_recipe.sh`) and the Fly recipe
+//! (`recipes/fly/bootstrap.sh`) driven through real bash against the stateful
+//! flyctl double (`tests/doubles/bin/fly`). No kit is involved: every test builds
+//! the sealed environment the kit would (`env_clear` plus the allowlist), with
+//! `HOME` a temp dir holding a logged-in flyctl config and `PATH` the double's
+//! directory then `/usr/bin:/bin`.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+use serde_json::Value;
+use wb_tests::{Run, doubles_dir, repo_root, require_tool};
+
+const APP: &str = "wb-recipe-test";
+const REGION: &str = "ams";
+const IMAGE: &str = "ghcr.io/example/engine:1.2.3";
+const INSTALL_URL: &str = "https://fly.io/docs/flyctl/install/";
+const ACTIONS: [&str; 6] = ["up", "secrets", "down", "status", "logs", "url"];
+const UP_FRESH: [&str; 6] = [
+    "status",
+    "apps create",
+    "secrets import",
+    "volumes list",
+    "volumes create",
+    "deploy",
+];
+
+/// Engine names that join the engine env only when set and non-empty, in order.
+const OPTIONAL: [&str; 16] = [
+    "WB_APP_NAME",
+    "WB_REGION",
+    "WB_PROFILE_DIR",
+    "WB_TENANCY_MODE",
+    "WB_STORAGE",
+    "WB_S3_ENDPOINT",
+    "WB_S3_BUCKET",
+    "WB_S3_REGION",
+    "WB_AUTH",
+    "WB_AUTH_ISSUER",
+    "WB_JWKS_URL",
+    "WB_S3_KEY",
+    "WB_S3_SECRET",
+    "WB_DATABASE_URL",
+    "WB_PUBLIC_BEARER",
+    "WB_SIGNING_KEY",
+];
+
+const FLY_TOML: &str = r#"app = "wb-recipe-test"
+primary_region = "ams"
+
+[http_service]
+internal_port = 4000
+force_https = true
+
+[mounts]
+source = "wbdata"
+destination = "/data"
+"#;
+
+// ------------------------------------------------------------------ support ---
+
+fn bash() -> PathBuf {
+    ["/bin/bash", "/usr/bin/bash"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("bash at /bin/bash or /usr/bin/bash")
+}
+
+fn recipes_dir() -> PathBuf {
+    repo_root().join("recipes")
+}
+
+/// The PATH the recipe runs with: the double first, then the system.
+fn double_path() -> String {
+    format!("{}:/usr/bin:/bin", doubles_dir().display())
+}
+
+/// The double is a Python 3 script (stdlib only, 3.8 or later); with the sealed
+/// PATH it needs `/usr/bin/env python3` to resolve in /usr/bin or /bin. Missing
+/// python3 fails under `WB_REQUIRE_TOOLS=1` and skips loudly otherwise.
+fn double_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let found = Command::new("/usr/bin/env")
+            .args(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 8))"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            if std::env::var("WB_REQUIRE_TOOLS").as_deref() == Ok("1") {
+                panic!("python3 (>= 3.8) is required in /usr/bin or /bin for the flyctl double");
+            }
+            eprintln!(
+                "SKIPPED: python3 (>= 3.8) is not in /usr/bin or /bin — the flyctl double needs it; \
+                 CI sets WB_REQUIRE_TOOLS=1 to make this a failure"
+            );
+        }
+        found
+    })
+}
+
+/// A random hex token, fresh per call.
+fn random_token() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
+
+/// SHA-256 (FIPS 180-4), to check the double's digests without another crate.
+fn sha256_hex(data: &[u8]) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    h.iter().map(|x| format!("{x:08x}")).collect()
+}
+
+/// The engine env by the documented rules, computed here independently of the
+/// spine: the five always-present, the optional ones when non-empty, then the
+/// declared secrets not already present.
+fn engine_env(inputs: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let get = |name: &str| inputs.get(name).cloned().unwrap_or_default();
+    let or = |name: &str, default: &str| {
+        let v = get(name);
+        if v.is_empty() { default.to_string() } else { v }
+    };
+    let data = or("WB_DATA", "/data");
+    let mut env = vec![
+        ("WB_WEB".to_string(), "1".to_string()),
+        ("PORT".to_string(), or("WB_PORT", "4000")),
+        ("WB_DATA".to_string(), data.clone()),
+        ("WB_EMBED".to_string(), or("WB_EMBED", "local")),
+        (
+            "WB_REGISTRY".to_string(),
+            or("WB_REGISTRY", &format!("{data}/registry.db")),
+        ),
+    ];
+    for name in OPTIONAL {
+        let v = get(name);
+        if !v.is_empty() {
+            env.push((name.to_string(), v));
+        }
+    }
+    for name in get("WB_SECRET_KEYS").split_whitespace() {
+        if !env.iter().any(|(n, _)| n == name) {
+            env.push((name.to_string(), get(name)));
+        }
+    }
+    env
+}
+
+/// One sealed recipe environment with its own HOME (and so its own double state).
+struct Fixture {
+    dir: tempfile::TempDir,
+    inputs: BTreeMap<String, String>,
+    engine_keys: Option<String>,
+    path: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("wb-recipes-")
+            .tempdir()
+            .expect("a temp dir");
+        let mut fx = Fixture {
+            dir,
+            inputs: BTreeMap::new(),
+            engine_keys: None,
+            path: double_path(),
+        };
+        fx.write("home/.fly/config.yml", "access_token: fo1_test_token\n");
+        fx.write("kit/fly.toml", FLY_TOML);
+        for (k, v) in [
+            ("WB_IMAGE", IMAGE),
+            ("WB_APP_NAME", APP),
+            ("WB_PORT", "4000"),
+            ("WB_REGION", REGION),
+            ("WB_TENANCY_MODE", "single"),
+            ("WB_STORAGE", "local"),
+            ("WB_AUTH", "none"),
+            ("WB_SECRET_KEYS", ""),
+        ] {
+            fx.set(k, v);
+        }
+        fx
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> &mut Fixture {
+        self.inputs.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    fn unset(&mut self, name: &str) -> &mut Fixture {
+        self.inputs.remove(name);
+        self
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    fn fly_toml(&self) -> PathBuf {
+        self.path("kit/fly.toml")
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn engine(&self) -> Vec<(String, String)> {
+        engine_env(&self.inputs)
+    }
+
+    /// The command the kit would run: `bash <root>/fly/bootstrap.sh`, sealed.
+    fn command(&self, action: Option<&str>) -> Command {
+        let mut cmd = Command::new(bash());
+        cmd.arg(recipes_dir().join("fly/bootstrap.sh"))
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", self.home())
+            .env("WB_PROVIDERS_DIR", recipes_dir())
+            .env("WB_FLY_TOML", self.fly_toml())
+            .stdin(Stdio::null());
+        if let Some(action) = action {
+            cmd.env("WB_RECIPE_ACTION", action);
+        }
+        cmd.envs(&self.inputs);
+        let engine = self.engine();
+        for (name, value) in &engine {
+            cmd.env(name, value);
+        }
+        let keys = engine
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        cmd.env("WB_ENGINE_KEYS", self.engine_keys.clone().unwrap_or(keys));
+        cmd
+    }
+
+    fn run(&self, action: &str) -> Run {
+        Run::from(self.command(Some(action)).output().expect("bash runs"))
+    }
+
+    /// Runs the double directly (as a test would poke the "platform").
+    fn fly(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut child = Command::new(doubles_dir().join("fly"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", double_path())
+            .env("HOME", self.home())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the double runs");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    fn double_file(&self, name: &str) -> PathBuf {
+        self.home().join(".fly-double").join(name)
+    }
+
+    fn fail_next(&self, rule: &str) {
+        std::fs::create_dir_all(self.double_file("")).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.double_file("fail"))
+            .unwrap();
+        writeln!(f, "{rule}").unwrap();
+    }
+
+    fn calls_text(&self) -> String {
+        std::fs::read_to_string(self.double_file("calls.log")).unwrap_or_default()
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        self.calls_text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("calls.log holds JSON lines"))
+            .collect()
+    }
+
+    /// The flyctl subcommands invoked so far (`"apps create"`, `"deploy"`, ...).
+    fn commands(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .map(|c| c["command"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    fn argv_of(&self, command: &str) -> Vec<String> {
+        let calls = self.calls();
+        let call = calls
+            .iter()
+            .rev()
+            .find(|c| c["command"] == command)
+            .unwrap_or_else(|| panic!("no {command} call in {}", self.calls_text()));
+        call["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn state(&self) -> Value {
+        let text = std::fs::read_to_string(self.double_file("state.json")).unwrap_or_default();
+        if text.is_empty() {
+            return serde_json::json!({"apps": {}});
+        }
+        serde_json::from_str(&text).expect("state.json is JSON")
+    }
+
+    fn app_state(&self) -> Value {
+        let state = self.state();
+        let app = &state["apps"][APP];
+        assert!(
+            app.is_object(),
+            "app {APP} is not in the double's state: {state:#}"
+        );
+        app.clone()
+    }
+}
+
+fn contains_pair(argv: &[String], flag: &str, value: &str) -> bool {
+    argv.windows(2).any(|w| w[0] == flag && w[1] == value)
+}
+
+fn recipe_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            recipe_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "sh") {
+            out.push(path);
+        }
+    }
+}
+
+// -------------------------------------------------------------------- tests ---
+
+#[test]
+fn sha256_helper_matches_known_answers() {
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        sha256_hex(&[b'a'; 1000]),
+        "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"
+    );
+}
+
+#[test]
+fn shellcheck_is_clean_on_every_recipe() {
+    let mut files = Vec::new();
+    recipe_files(&recipes_dir(), &mut files);
+    files.sort();
+    for expected in ["_recipe.sh", "fly/bootstrap.sh"] {
+        assert!(
+            files.contains(&recipes_dir().join(expected)),
+            "recipes/{expected} is missing from {files:?}"
+        );
+    }
+    if !require_tool("shellcheck") {
+        return;
+    }
+    for file in &files {
+        let out = Command::new("shellcheck")
+            .arg("-x")
+            .arg(file)
+            .current_dir(repo_root())
+            .output()
+            .expect("shellcheck runs");
+        assert!(
+            out.status.success(),
+            "shellcheck -x {} reported:\n{}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn recipes_never_swallow_failures_and_fly_declares_its_passthrough() {
+    let mut files = Vec::new();
+    recipe_files(&recipes_dir(), &mut files);
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split('#').next().unwrap_or("");
+            assert!(
+                !code.contains("|| true") && !code.contains("|| :"),
+                "{}:{} swallows a failure: {line}",
+                file.display(),
+                n + 1
+            );
+        }
+    }
+    let fly = std::fs::read_to_string(recipes_dir().join("fly/bootstrap.sh")).unwrap();
+    let header: Vec<&str> = fly
+        .lines()
+        .filter(|l| l.starts_with("# wb-passthrough:"))
+        .collect();
+    assert_eq!(
+        header,
+        ["# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG"],
+        "the Fly recipe's passthrough header"
+    );
+}
+
+#[test]
+fn an_unknown_action_exits_2_naming_the_six() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    for action in [Some("deploy"), Some(""), Some("UP"), None] {
+        let run = Run::from(fx.command(action).output().unwrap());
+        run.expect_code(2);
+        for name in ACTIONS {
+            assert!(
+                run.stderr.contains(name),
+                "{action:?}: stderr does not name {name}:\n{}",
+                run.stderr
+            );
+        }
+        assert!(run.stdout.is_empty(), "{action:?}: stdout: {}", run.stdout);
+    }
+    assert_eq!(
+        fx.calls_text(),
+        "",
+        "an unknown action must not call flyctl"
+    );
+}
+
+#[test]
+fn up_on_a_fresh_account_creates_stages_and_deploys_in_order() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    let run = fx.run("up");
+    run.expect_code(0);
+    assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
+    assert_eq!(fx.commands(), UP_FRESH);
+
+    assert_eq!(fx.argv_of("status"), ["status", "-a", APP]);
+    assert_eq!(fx.argv_of("apps create"), ["apps", "create", APP]);
+    assert_eq!(
+        fx.argv_of("secrets import"),
+        ["secrets", "import", "--stage", "-a", APP]
+    );
+    assert_eq!(
+        fx.argv_of("volumes list"),
+        ["volumes", "list", "-a", APP, "--json"]
+    );
+    let create = fx.argv_of("volumes create");
+    assert_eq!(&create[..3], ["volumes", "create", "wbdata"]);
+    for (flag, value) in [("--size", "1"), ("--region", REGION), ("-a", APP)] {
+        assert!(
+            contains_pair(&create, flag, value),
+            "{flag} {value}: {create:?}"
+        );
+    }
+    assert!(create.contains(&"--yes".to_string()), "{create:?}");
+    let deploy = fx.argv_of("deploy");
+    let toml = fx.fly_toml().display().to_string();
+    for (flag, value) in [
+        ("-a", APP),
+        ("--config", toml.as_str()),
+        ("--image", IMAGE),
+        ("--region", REGION),
+    ] {
+        assert!(
+            contains_pair(&deploy, flag, value),
+            "{flag} {value}: {deploy:?}"
+        );
+    }
+    for flag in ["--ha=false", "--yes"] {
+        assert!(deploy.contains(&flag.to_string()), "{flag}: {deploy:?}");
+    }
+    assert!(!deploy.contains(&"--update-only".to_string()), "{deploy:?}");
+
+    let app = fx.app_state();
+    let volumes = app["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0]["name"], "wbdata");
+    assert_eq!(volumes[0]["region"], REGION);
+    assert_eq!(volumes[0]["size_gb"], 1);
+    let machines = app["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(volumes[0]["attached_machine_id"], machines[0]["id"]);
+    let releases = app["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["image"], IMAGE);
+    assert_eq!(releases[0]["region"], REGION);
+    assert_eq!(
+        releases[0]["config_sha256"],
+        sha256_hex(FLY_TOML.as_bytes()).as_str()
+    );
+    let secrets = app["secrets"].as_object().unwrap();
+    let names: Vec<&String> = secrets.keys().collect();
+    let mut expected: Vec<String> = fx.engine().into_iter().map(|(n, _)| n).collect();
+    expected.sort();
+    assert_eq!(names, expected.iter().collect::<Vec<_>>());
+    for (name, meta) in secrets {
+        assert_eq!(meta["status"], "deployed", "{name}");
+    }
+}
+
+#[test]
+fn up_again_creates_nothing() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.run("up").expect_code(0);
+    let first = fx.commands().len();
+    let run = fx.run("up");
+    run.expect_code(0);
+    assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
+    assert_eq!(
+        fx.commands()[first..],
+        ["status", "secrets import", "volumes list", "deploy"]
+    );
+    let app = fx.app_state();
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(app["machines"].as_array().unwrap().len(), 1);
+    assert_eq!(app["releases"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn secrets_stages_without_deploying() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    let run = fx.run("secrets");
+    run.expect_code(0);
+    assert_eq!(run.stdout, "", "secrets prints nothing on stdout");
+    assert_eq!(fx.commands(), ["status", "apps create", "secrets import"]);
+    assert!(
+        fx.argv_of("secrets import")
+            .contains(&"--stage".to_string())
+    );
+    let app = fx.app_state();
+    assert_eq!(app["releases"].as_array().unwrap().len(), 0);
+    assert_eq!(app["machines"].as_array().unwrap().len(), 0);
+    let secrets = app["secrets"].as_object().unwrap();
+    assert_eq!(secrets.len(), fx.engine().len());
+    for (name, meta) in secrets {
+        assert_eq!(meta["status"], "staged", "{name}");
+    }
+}
+
+#[test]
+fn the_engine_env_follows_the_rules_in_the_kits_order() {
+    if !double_ready() {
+        return;
+    }
+    // Three runs: every other optional name set (the rest present but empty),
+    // then the other half, then all of them (WB_APP_NAME and WB_REGION, the
+    // first two, are always set by the fixture).
+    for parity in [0, 1, 2] {
+        let mut fx = Fixture::new();
+        let mut set = Vec::new();
+        for (i, name) in OPTIONAL.iter().enumerate().skip(2) {
+            let value = if parity == 2 || i % 2 == parity {
+                format!("value-{i}")
+            } else {
+                String::new()
+            };
+            if !value.is_empty() {
+                set.push(*name);
+            }
+            fx.set(name, &value);
+        }
+        fx.set("WB_PORT", "8080").set("WB_DATA", "/srv/wb");
+        fx.set("EXTRA_ONE", "1").set("EXTRA_TWO", "2");
+        // Declared secrets: two new ones, and two names already in the env.
+        fx.set("WB_SECRET_KEYS", "EXTRA_TWO WB_AUTH EXTRA_ONE WB_S3_KEY");
+        let run = fx.run("secrets");
+        run.expect_code(0);
+
+        let expected: Vec<String> = fx.engine().into_iter().map(|(n, _)| n).collect();
+        for name in &OPTIONAL[2..] {
+            assert_eq!(
+                expected.iter().any(|n| n == name),
+                set.contains(name) || *name == "WB_AUTH" || *name == "WB_S3_KEY",
+                "the test's own model, {name}"
+            );
+        }
+        let app = fx.app_state();
+        let imported: Vec<&str> = app["last_import"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            imported, expected,
+            "names and order of the imported engine env"
+        );
+        for (name, value) in [
+            ("WB_WEB", "1"),
+            ("PORT", "8080"),
+            ("WB_DATA", "/srv/wb"),
+            ("WB_EMBED", "local"),
+            ("WB_REGISTRY", "/srv/wb/registry.db"),
+            ("EXTRA_ONE", "1"),
+        ] {
+            assert_eq!(
+                app["secrets"][name]["digest"],
+                sha256_hex(value.as_bytes()).as_str(),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn secret_values_never_reach_argv_or_output_yet_round_trip_exactly() {
+    if !double_ready() {
+        return;
+    }
+    let canary = format!("canary-{}", random_token());
+    let mut fx = Fixture::new();
+    let values = [
+        (
+            "WB_S3_SECRET",
+            format!("{canary}-s3 = \"double\" 'single'  two  spaces\nsecond = line \"\"\" end"),
+        ),
+        (
+            "WB_SIGNING_KEY",
+            format!(
+                "-----BEGIN PRIVATE KEY-----\nMIIEv{canary}QIBADANBgkqhkiG9w0BAQEFAASC\n# not a comment\n\n-----END PRIVATE KEY-----\n"
+            ),
+        ),
+        (
+            "WB_DATABASE_URL",
+            format!("postgres://user:p%40ss={canary}@db:5432/wb?sslmode=require&x=\"y\""),
+        ),
+        (
+            "API_TOKEN",
+            format!("   {canary} leading spaces and a trailing one "),
+        ),
+        ("QUOTED_END", format!("{canary} ends with a quote\"")),
+        ("QUOTED_START", format!("\"{canary} starts with a quote")),
+        ("WRAPPED", format!("\"{canary} fully quoted\"")),
+        ("UNICODE", format!("ünïcödé € {canary} ✓")),
+        ("TABS", format!("\t{canary}\ttab\t")),
+    ];
+    let mut declared = Vec::new();
+    for (name, value) in &values {
+        fx.set(name, value);
+        declared.push(*name);
+    }
+    fx.set("WB_SECRET_KEYS", &declared.join(" "));
+
+    let run = fx.run("up");
+    run.expect_code(0);
+    run.assert_no_canary(&[canary.as_str()]);
+    let calls = fx.calls_text();
+    assert!(!calls.is_empty());
+    assert!(!calls.contains(&canary), "a secret reached argv:\n{calls}");
+    let state_text = std::fs::read_to_string(fx.double_file("state.json")).unwrap();
+    assert!(!state_text.contains(&canary), "the double stored a value");
+
+    let app = fx.app_state();
+    let engine = fx.engine();
+    assert_eq!(app["secrets"].as_object().unwrap().len(), engine.len());
+    for (name, value) in &engine {
+        assert_eq!(
+            app["secrets"][name]["digest"],
+            sha256_hex(value.as_bytes()).as_str(),
+            "{name} did not round-trip through flyctl secrets import"
+        );
+    }
+    for (name, _) in &values {
+        assert!(
+            engine.iter().any(|(n, _)| n == name),
+            "{name} not in the engine env"
+        );
+    }
+}
+
+#[test]
+fn a_failing_deploy_exits_with_its_code_and_prints_no_url() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fail_next("deploy 3");
+    let run = fx.run("up");
+    run.expect_code(3);
+    assert_eq!(run.stdout, "", "no url after a failed deploy");
+    assert!(
+        run.stderr.contains("provider_deploy_image failed (exit 3)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.commands(), UP_FRESH);
+    assert_eq!(fx.app_state()["releases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_failing_step_stops_the_later_hooks() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fail_next("volumes create 4");
+    let run = fx.run("up");
+    run.expect_code(4);
+    assert_eq!(fx.commands(), UP_FRESH[..5]);
+    assert!(
+        run.stderr
+            .contains("provider_attach_volume failed (exit 4)"),
+        "{}",
+        run.stderr
+    );
+
+    let fx = Fixture::new();
+    fx.fail_next("secrets import 5");
+    let run = fx.run("up");
+    run.expect_code(5);
+    assert_eq!(fx.commands(), UP_FRESH[..3]);
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn without_flyctl_on_path_the_recipe_points_at_the_installer() {
+    let mut fx = Fixture::new();
+    std::fs::create_dir_all(fx.path("empty-bin")).unwrap();
+    fx.path = fx.path("empty-bin").display().to_string();
+    for action in ["up", "status"] {
+        let run = fx.run(action);
+        run.expect_code(1);
+        assert!(run.stderr.contains(INSTALL_URL), "{}", run.stderr);
+        assert!(run.stdout.is_empty());
+    }
+    assert!(!fx.double_file("calls.log").exists());
+}
+
+#[test]
+fn not_logged_in_fails_without_attempting_a_create() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    std::fs::remove_file(fx.home().join(".fly/config.yml")).unwrap();
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("no access token available. Please login with 'flyctl auth login'"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.commands(), ["status"]);
+    assert!(!fx.commands().iter().any(|c| c == "apps create"));
+    assert!(fx.state()["apps"].as_object().unwrap().is_empty());
+}
+
+#[test]
+fn a_passed_through_token_logs_in() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    std::fs::remove_file(fx.home().join(".fly/config.yml")).unwrap();
+    fx.set("FLY_API_TOKEN", "fo1_from_the_environment");
+    fx.run("up").expect_code(0);
+    assert_eq!(fx.commands(), UP_FRESH);
+    assert!(!fx.calls_text().contains("fo1_from_the_environment"));
+}
+
+#[test]
+fn down_destroys_the_app_and_is_idempotent() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.run("up").expect_code(0);
+    let before = fx.commands().len();
+    let run = fx.run("down");
+    run.expect_code(0);
+    assert_eq!(fx.commands()[before..], ["status", "apps destroy"]);
+    assert_eq!(
+        fx.argv_of("apps destroy"),
+        ["apps", "destroy", APP, "--yes"]
+    );
+    assert!(
+        run.stdout.contains(&format!("Destroyed app {APP}")),
+        "{}",
+        run.stdout
+    );
+    assert!(fx.state()["apps"].as_object().unwrap().is_empty());
+
+    let before = fx.commands().len();
+    let run = fx.run("down");
+    run.expect_code(0);
+    assert_eq!(fx.commands()[before..], ["status"]);
+    assert!(run.stderr.contains("nothing to destroy"), "{}", run.stderr);
+}
+
+#[test]
+fn status_logs_and_url_read_without_changing_anything() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    let run = fx.run("status");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains(&format!("Could not find App \"{APP}\"")),
+        "{}",
+        run.stderr
+    );
+
+    fx.run("up").expect_code(0);
+    let state = fx.state();
+    let before = fx.commands().len();
+
+    let run = fx.run("status");
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(&format!("Hostname = {APP}.fly.dev")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(fx.argv_of("status"), ["status", "-a", APP]);
+
+    let run = fx.run("logs");
+    run.expect_code(0);
+    assert_eq!(fx.argv_of("logs"), ["logs", "-a", APP, "--no-tail"]);
+    let machine = fx.app_state()["machines"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(run.stdout.contains(&machine), "{}", run.stdout);
+
+    let run = fx.run("url");
+    run.expect_code(0);
+    assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
+
+    assert_eq!(fx.commands()[before..], ["status", "logs"]);
+    assert!(fx.calls()[before..].iter().all(|c| c["mutating"] == false));
+    assert_eq!(fx.state(), state, "a read-only action changed the platform");
+}
+
+#[test]
+fn engine_keys_that_disagree_with_the_spine_stop_the_run() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let names: Vec<String> = fx.engine().into_iter().map(|(n, _)| n).collect();
+
+    fx.engine_keys = Some(format!("{} WB_SOMETHING_NEW", names.join(" ")));
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(run.stderr.contains("disagree"), "{}", run.stderr);
+    assert!(run.stderr.contains("WB_SOMETHING_NEW"), "{}", run.stderr);
+
+    fx.engine_keys = Some(names[..names.len() - 1].join(" "));
+    let run = fx.run("secrets");
+    run.expect_code(1);
+    assert!(run.stderr.contains(names.last().unwrap()), "{}", run.stderr);
+    assert_eq!(fx.calls_text(), "", "flyctl ran despite the disagreement");
+
+    // The check is on the set of names: the same names in another order pass.
+    let mut reversed = names.clone();
+    reversed.reverse();
+    fx.engine_keys = Some(reversed.join(" "));
+    fx.run("secrets").expect_code(0);
+}
+
+#[test]
+fn a_missing_image_or_undeclared_secret_value_stops_before_flyctl() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    fx.unset("WB_IMAGE");
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(run.stderr.contains("WB_IMAGE"), "{}", run.stderr);
+
+    let mut fx2 = Fixture::new();
+    fx2.set("WB_SECRET_KEYS", "NEVER_SET");
+    let mut cmd = fx2.command(Some("up"));
+    cmd.env_remove("NEVER_SET");
+    let run = Run::from(cmd.output().unwrap());
+    run.expect_code(1);
+    assert!(run.stderr.contains("NEVER_SET"), "{}", run.stderr);
+
+    assert_eq!(fx.calls_text(), "");
+    assert_eq!(fx2.calls_text(), "");
+}
+
+#[test]
+fn values_flyctl_cannot_carry_are_refused_by_name_before_anything_is_created() {
+    if !double_ready() {
+        return;
+    }
+    let canary = format!("canary-{}", random_token());
+    for value in [
+        format!("{canary}\r\nwindows line"),
+        format!("first\n{canary} ends early\"\"\"\nlast"),
+        format!("\"\"{canary}\""),
+        "x".repeat(70_000),
+    ] {
+        let mut fx = Fixture::new();
+        fx.set("BAD_SECRET", &value)
+            .set("WB_SECRET_KEYS", "BAD_SECRET");
+        let run = fx.run("up");
+        run.expect_code(1);
+        assert!(run.stderr.contains("BAD_SECRET"), "{}", run.stderr);
+        run.assert_no_canary(&[canary.as_str()]);
+        assert_eq!(
+            fx.calls_text(),
+            "",
+            "flyctl ran for an unrepresentable value"
+        );
+    }
+    let mut fx = Fixture::new();
+    let long = "y".repeat(60_000);
+    fx.set("LONG_SECRET", &long)
+        .set("WB_SECRET_KEYS", "LONG_SECRET");
+    fx.run("secrets").expect_code(0);
+    assert_eq!(
+        fx.app_state()["secrets"]["LONG_SECRET"]["digest"],
+        sha256_hex(long.as_bytes()).as_str()
+    );
+}
+
+#[test]
+fn an_app_name_taken_elsewhere_fails_without_staging() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("home/.fly-double/taken", &format!("{APP}\n"));
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("Name has already been taken"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.commands(), ["status", "apps create"]);
+}
+
+#[test]
+fn update_mode_only_updates_an_existing_app() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    fx.set("UPDATE", "1");
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(run.stderr.contains("UPDATE=1"), "{}", run.stderr);
+    assert_eq!(fx.commands(), ["status"]);
+
+    fx.unset("UPDATE");
+    fx.run("up").expect_code(0);
+    fx.set("UPDATE", "1");
+    let before = fx.commands().len();
+    fx.run("up").expect_code(0);
+    assert_eq!(
+        fx.commands()[before..],
+        ["status", "secrets import", "volumes list", "deploy"]
+    );
+    assert!(fx.argv_of("deploy").contains(&"--update-only".to_string()));
+    let app = fx.app_state();
+    assert_eq!(app["machines"].as_array().unwrap().len(), 1);
+    assert_eq!(app["releases"][1]["update_only"], true);
+
+    fx.set("UPDATE", "yes");
+    let before = fx.commands().len();
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("UPDATE must be 1 or 0"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fx.commands().len(),
+        before,
+        "flyctl ran with an invalid UPDATE"
+    );
+}
+
+#[test]
+fn an_update_without_the_volume_refuses_to_create_it() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    fx.set("UPDATE", "1");
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(run.stderr.contains("no wbdata volume"), "{}", run.stderr);
+    assert!(
+        !fx.commands()
+            .iter()
+            .any(|c| c == "volumes create" || c == "deploy")
+    );
+}
+
+#[test]
+fn the_app_build_paths_deploy_without_the_prebuilt_image() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let dockerfile = fx.write("src/Dockerfile", "FROM scratch\n");
+    fx.set("WB_FLY_DOCKERFILE", &dockerfile.display().to_string());
+    fx.run("up").expect_code(0);
+    let deploy = fx.argv_of("deploy");
+    assert!(contains_pair(
+        &deploy,
+        "--dockerfile",
+        &dockerfile.display().to_string()
+    ));
+    assert!(!deploy.contains(&"--image".to_string()), "{deploy:?}");
+    let release = &fx.app_state()["releases"][0];
+    assert!(
+        release["image"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("registry.fly.io/{APP}:deployment-")),
+        "{release}"
+    );
+
+    let mut fx = Fixture::new();
+    let custom = format!("{FLY_TOML}\n[build]\nimage = \"ghcr.io/example/custom:9\"\n");
+    let config = fx.write("src/fly.custom.toml", &custom);
+    fx.set("WB_FLY_CONFIG", &config.display().to_string());
+    fx.run("up").expect_code(0);
+    let deploy = fx.argv_of("deploy");
+    assert!(contains_pair(
+        &deploy,
+        "--config",
+        &config.display().to_string()
+    ));
+    assert!(!deploy.contains(&"--image".to_string()), "{deploy:?}");
+    let release = &fx.app_state()["releases"][0];
+    assert_eq!(release["image"], "ghcr.io/example/custom:9");
+    assert_eq!(
+        release["config_sha256"],
+        sha256_hex(custom.as_bytes()).as_str()
+    );
+}
+
+#[test]
+fn a_volume_in_another_region_does_not_count() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    fx.fly(
+        &[
+            "volumes", "create", "wbdata", "-r", "fra", "-a", APP, "--yes",
+        ],
+        b"",
+    )
+    .expect_code(0);
+    fx.run("up").expect_code(0);
+    assert!(contains_pair(
+        &fx.argv_of("volumes create"),
+        "--region",
+        REGION
+    ));
+    let app = fx.app_state();
+    let regions: Vec<&str> = app["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["fra", REGION]);
+}
+
+// ------------------------------------------------- the double's own fidelity ---
+
+#[test]
+fn double_deploy_without_the_volume_fails_like_flyctl() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    let toml = fx.fly_toml().display().to_string();
+    let run = fx.fly(
+        &[
+            "deploy", "-a", APP, "--config", &toml, "--image", IMAGE, "--yes",
+        ],
+        b"",
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "Error: creating a new machine in group 'app' requires an unattached 'wbdata' volume"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.app_state()["releases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn double_refuses_to_prompt_when_not_interactive() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    let run = fx.fly(&["apps", "destroy", APP], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("Error: yes flag must be specified when not running interactively"),
+        "{}",
+        run.stderr
+    );
+    let run = fx.fly(
+        &["volumes", "create", "wbdata", "-r", REGION, "-a", APP],
+        b"",
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("yes flag must be specified"),
+        "{}",
+        run.stderr
+    );
+    let app = fx.app_state();
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 0);
+
+    fx.write("home/.fly-double/orgs", "personal PERSONAL\nacme SHARED\n");
+    let run = fx.fly(&["apps", "create", "another-app"], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("org slug must be specified when not running interactively"),
+        "{}",
+        run.stderr
+    );
+    fx.fly(&["apps", "create", "another-app", "--org", "acme"], b"")
+        .expect_code(0);
+}
+
+#[test]
+fn double_rejects_unknown_commands_and_flags() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    let run = fx.fly(&["bogus"], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("Error: unknown command \"bogus\" for \"flyctl\""),
+        "{}",
+        run.stderr
+    );
+    let run = fx.fly(&["status", "-a", APP, "--bogus"], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("Error: unknown flag: --bogus"),
+        "{}",
+        run.stderr
+    );
+    let run = fx.fly(&["apps", "frobnicate"], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("unknown command \"frobnicate\""),
+        "{}",
+        run.stderr
+    );
+    let calls = fx.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| c["exit"] == 1));
+}
+
+#[test]
+fn double_secrets_import_parses_like_flyctl_and_rejects_malformed_input() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    // flyctl's own parser test vectors (internal/command/secrets/parser_test.go).
+    let input = b"\n# A comment\nFOO=BAR\nMULTILINE=\"\"\"SOMETHING\nANOTHER LINE\n\nENDSHERE\"\"\"\r\nTRAILERENV=what\nQUOTED=\"BAR BAZ\"\nSPACED = BAR\nFIN=\"\"\"Here is the end,\nmy only friend\"\"\"\n";
+    fx.fly(&["secrets", "import", "--stage", "-a", APP], input)
+        .expect_code(0);
+    let secrets = fx.app_state()["secrets"].clone();
+    for (name, value) in [
+        ("FOO", "BAR"),
+        ("MULTILINE", "SOMETHING\nANOTHER LINE\n\nENDSHERE"),
+        ("TRAILERENV", "what"),
+        ("QUOTED", "BAR BAZ"),
+        ("SPACED", "BAR"),
+        ("FIN", "Here is the end,\nmy only friend"),
+    ] {
+        assert_eq!(
+            secrets[name]["digest"],
+            sha256_hex(value.as_bytes()).as_str(),
+            "{name}"
+        );
+        assert_eq!(secrets[name]["status"], "staged");
+    }
+    assert_eq!(secrets.as_object().unwrap().len(), 6);
+
+    for (input, message) in [
+        (
+            &b"NOVALUE\n"[..],
+            "Secrets must be provided as NAME=VALUE pairs",
+        ),
+        (
+            &b"\n# only a comment\n"[..],
+            "requires at least one SECRET=VALUE pair",
+        ),
+        (&b"OPEN=\"\"\"never\nclosed\n"[..], "is not closed"),
+    ] {
+        let run = fx.fly(&["secrets", "import", "--stage", "-a", APP], input);
+        run.expect_code(1);
+        assert!(run.stderr.contains(message), "{}", run.stderr);
+    }
+    let run = fx.fly(&["secrets", "import", "-a", "no-such-app"], b"A=b\n");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("Could not find App \"no-such-app\""),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn double_injected_failures_are_one_shot_and_change_nothing() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fail_next("apps create 7 Error: injected outage");
+    let run = fx.fly(&["apps", "create", APP], b"");
+    run.expect_code(7);
+    assert!(run.stderr.contains("injected outage"), "{}", run.stderr);
+    assert!(fx.state()["apps"].as_object().unwrap().is_empty());
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    let calls = fx.calls();
+    assert_eq!(calls[0]["exit"], 7);
+    assert_eq!(calls[0]["mutating"], true);
+    assert_eq!(calls[1]["exit"], 0);
+    assert_eq!(
+        std::fs::read_to_string(fx.double_file("fail")).unwrap(),
+        "",
+        "the rule was not consumed"
+    );
+}
+
+// --------------------------------------------- the dotenv round-trip, at large ---
+
+/// Whether flyctl's `secrets import` parser can return `value` exactly (a model
+/// written from parser.go, independent of the spine's own checks).
+fn flyctl_can_carry(value: &str) -> bool {
+    let lines: Vec<&str> = value.split('\n').collect();
+    if lines.len() == 1 {
+        let opens_multiline = value == "\"" || value.starts_with("\"\"");
+        return !(opens_multiline
+            && (value == "\""
+                || value.starts_with("\"\"\"")
+                || value.ends_with('"')
+                || value.ends_with('\r')));
+    }
+    let last = lines.len() - 1;
+    lines.iter().enumerate().all(|(i, line)| {
+        i == last || (!line.ends_with('\r') && (i == 0 || !line.ends_with("\"\"\"")))
+    })
+}
+
+/// Runs `secrets` with PROP_SECRET=value in one shared fixture and checks the
+/// outcome against `flyctl_can_carry`: an exact round-trip, or exit 1 naming it.
+fn check_round_trip(fx: &Fixture, value: &str) -> Result<(), String> {
+    let imports = |fx: &Fixture| {
+        fx.commands()
+            .iter()
+            .filter(|c| *c == "secrets import")
+            .count()
+    };
+    let before = imports(fx);
+    let mut cmd = fx.command(Some("secrets"));
+    cmd.env("PROP_SECRET", value);
+    let run = Run::from(cmd.output().unwrap());
+    if flyctl_can_carry(value) {
+        if run.code != 0 {
+            return Err(format!("{value:?}: exit {}: {}", run.code, run.stderr));
+        }
+        let digest = fx.app_state()["secrets"]["PROP_SECRET"]["digest"].clone();
+        if digest != sha256_hex(value.as_bytes()).as_str() {
+            return Err(format!("{value:?} came back as another value ({digest})"));
+        }
+    } else if run.code != 1 || !run.stderr.contains("PROP_SECRET") || imports(fx) != before {
+        return Err(format!(
+            "{value:?} cannot be carried, so the spine must refuse it before flyctl runs; \
+             exit {}, {} secrets import call(s): {}",
+            run.code,
+            imports(fx) - before,
+            run.stderr
+        ));
+    }
+    Ok(())
+}
+
+fn round_trip_fixture() -> Fixture {
+    let mut fx = Fixture::new();
+    fx.set("WB_SECRET_KEYS", "PROP_SECRET");
+    fx
+}
+
+#[test]
+fn edge_values_round_trip_or_are_refused_by_name() {
+    if !double_ready() {
+        return;
+    }
+    let fx = round_trip_fixture();
+    let mut carried = 0;
+    for value in [
+        "",
+        "\"",
+        "\"\"",
+        "\"\"\"",
+        "\"\"\"\"",
+        "\"\"x",
+        "\"\"x\"",
+        "\"\"x\r",
+        "\"x",
+        "x\"",
+        "\"x\"",
+        " ",
+        "  lead",
+        "trail  ",
+        "=",
+        "a=b=c",
+        "#hash",
+        "\r",
+        "x\r",
+        "\r\n",
+        "a\r\nb",
+        "\n",
+        "\n\n",
+        "a\n",
+        "\na",
+        "\"\"\"\n\"\"\"",
+        "x\"\"\"\ny",
+        "x\ny\"\"\"",
+        "x\n\"\"\"\ny",
+        "x\ny\r",
+        "\"\"\"x\ny",
+        "# c\n# d",
+        "\t",
+        "é€✓",
+    ] {
+        check_round_trip(&fx, value).unwrap();
+        carried += usize::from(flyctl_can_carry(value));
+    }
+    // Both branches were exercised.
+    assert!(carried > 20, "{carried}");
+    assert!(carried < 34, "{carried}");
+}
+
+#[test]
+fn any_value_round_trips_or_is_refused_by_name() {
+    if !double_ready() {
+        return;
+    }
+    let fx = round_trip_fixture();
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&"[a \"'=#\n\r\té€-]{0,24}", |value| {
+            check_round_trip(&fx, &value).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+}
