@@ -174,7 +174,11 @@ pub fn check_health(
 }
 
 fn log_tail(backend: &dyn Backend, spec: &Spec, inst: &Instance) -> String {
-    match backend.logs(spec, inst, Some(TAIL)) {
+    indent_log(backend.logs(spec, inst, Some(TAIL)))
+}
+
+fn indent_log(log: Result<String, String>) -> String {
+    match log {
         Ok(text) if text.trim().is_empty() => "  (the engine log is empty)".into(),
         Ok(text) => text.lines().map(|l| format!("  {l}\n")).collect::<String>(),
         Err(e) => format!("  (no engine log: {e})"),
@@ -186,6 +190,20 @@ fn with_tail(message: &str, backend: &dyn Backend, spec: &Spec, inst: &Instance)
         "{message}\nlast lines of the engine log:\n{}",
         log_tail(backend, spec, inst).trim_end()
     )
+}
+
+/// The log of an engine that just exited: a container's log can land a moment after
+/// its state says exited, so an empty answer is asked again for up to 2 s.
+fn last_words(backend: &dyn Backend, spec: &Spec, inst: &Instance) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let log = backend.logs(spec, inst, Some(TAIL));
+        let empty = log.as_ref().is_ok_and(|t| t.trim().is_empty());
+        if !empty || Instant::now() >= deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 // ---------------------------------------------------------------- apply
@@ -463,15 +481,15 @@ fn wait_ready(
     let started = Instant::now();
     let mut next_check = started + Duration::from_millis(100);
     let gone = |backend: &mut dyn Backend, inst: &Instance, why: String| {
-        let tail = backend.logs(spec, inst, Some(TAIL)).unwrap_or_default();
-        if backend::says_port_taken(&tail) {
-            return Failure::PortTaken(tail);
+        let log = last_words(backend, spec, inst);
+        if let Ok(tail) = &log
+            && backend::says_port_taken(tail)
+        {
+            return Failure::PortTaken(tail.clone());
         }
-        Failure::Other(with_tail(
-            &format!("the engine did not come up: {why}"),
-            backend,
-            spec,
-            inst,
+        Failure::Other(format!(
+            "the engine did not come up: {why}\nlast lines of the engine log:\n{}",
+            indent_log(log).trim_end()
         ))
     };
     let deadline = started + DISCOVERY_TIMEOUT;
