@@ -435,3 +435,65 @@ fn verify_says_token_mismatch_and_timeout() {
     assert!(verify.stderr.contains("timeout"), "{}", verify.stderr);
     sb.deploy(&["verify", &file]).expect_code(0);
 }
+
+/// An auto-chosen backend that cannot start the engine (here a `podman` that fails every
+/// `run`, as podman does on a host that forbids its rlimits) gives way to the process
+/// backend with a warning — and a re-apply stays on process, touching nothing.
+#[test]
+fn an_unusable_auto_chosen_backend_falls_back_to_process() {
+    let mut sb = sandbox();
+    sb.unset("WB_VMM_BACKEND");
+    let bin = sb.path().join("broken-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let podman = bin.join("podman");
+    std::fs::write(
+        &podman,
+        "#!/bin/sh\ncase \"$1\" in\n  run) echo 'Error: runc create failed: operation not permitted' >&2; exit 126 ;;\n  image) echo 'sha256:fake localhost/wb-engine:dev' ;;\n  *) exit 0 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&podman, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sb.set("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let file = write_deployment(&sb, &unique_id("fallback"), "", "");
+    let _guard = DownOnDrop::new(&sb, &file);
+
+    let run = sb.deploy(&["apply", "--json", &file]);
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("warning: podman could not start the engine"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("WB_VMM_BACKEND=podman insists on it"),
+        "{}",
+        run.stderr
+    );
+    let v = run.json();
+    assert_eq!(v["backend"], "process");
+    let pid = pid_of(&v);
+
+    let again = sb.deploy(&["apply", "--json", &file]);
+    again.expect_code(0);
+    let v = again.json();
+    assert_eq!(v["action"], "unchanged", "{}", again.stderr);
+    assert_eq!(pid_of(&v), pid);
+    assert!(!again.stderr.contains("podman"), "{}", again.stderr);
+
+    let forced = wb_tests::Run::from(
+        sb.kit(&["deploy", "apply", "--force", &file])
+            .env("WB_VMM_BACKEND", "podman")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        forced.code, 1,
+        "a forced backend never falls back\n{}",
+        forced.stderr
+    );
+    assert!(
+        forced.stderr.contains("runc create failed"),
+        "{}",
+        forced.stderr
+    );
+}

@@ -48,26 +48,36 @@ impl Kind {
 /// else the first that is available: docker (daemon reachable), podman, krunvm (on
 /// PATH), process (always).
 pub fn choose() -> Result<Kind, String> {
+    Ok(candidates(&[])?.0[0])
+}
+
+/// The backends to try, in order, and whether the user forced one. `WB_VMM_BACKEND`
+/// gives exactly one; otherwise every available backend not in `exclude`, process last
+/// (always available, never excluded).
+pub fn candidates(exclude: &[Kind]) -> Result<(Vec<Kind>, bool), String> {
     if let Some(forced) = std::env::var("WB_VMM_BACKEND")
         .ok()
         .filter(|v| !v.trim().is_empty())
     {
-        return Kind::parse(forced.trim()).ok_or_else(|| {
+        let kind = Kind::parse(forced.trim()).ok_or_else(|| {
             format!(
                 "WB_VMM_BACKEND={} is not a local backend — use one of: docker, podman, krunvm, process",
                 forced.trim()
             )
-        });
+        })?;
+        return Ok((vec![kind], true));
     }
-    if docker_reachable() {
-        return Ok(Kind::Docker);
+    let mut kinds = Vec::new();
+    if !exclude.contains(&Kind::Docker) && docker_reachable() {
+        kinds.push(Kind::Docker);
     }
     for kind in [Kind::Podman, Kind::Krunvm] {
-        if on_path(kind.name()) {
-            return Ok(kind);
+        if !exclude.contains(&kind) && on_path(kind.name()) {
+            kinds.push(kind);
         }
     }
-    Ok(Kind::Process)
+    kinds.push(Kind::Process);
+    Ok((kinds, false))
 }
 
 /// `docker info` answers within 3 s (a client with no daemon fails fast; a hung socket

@@ -209,13 +209,27 @@ fn last_words(backend: &dyn Backend, spec: &Spec, inst: &Instance) -> Result<Str
 // ---------------------------------------------------------------- apply
 
 fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: bool) -> Verdict {
+    apply_excluding(ctx, d, deploy_env, dir, force, &[])
+}
+
+/// `apply`, never choosing a backend in `exclude`: an auto-chosen backend that cannot
+/// start the engine (podman installed but unable to run containers, say) gives way to
+/// the next one, with a warning that names how to insist on it.
+fn apply_excluding(
+    ctx: &Ctx,
+    d: &Deployment,
+    deploy_env: &DeployEnv,
+    dir: &Path,
+    force: bool,
+    exclude: &[Kind],
+) -> Verdict {
     let spec = spec_of(d, deploy_env, dir);
     for sub in [&spec.dir, &spec.data, &spec.disco] {
         state::ensure_private_dir(sub).map_err(err)?;
     }
     let _lock = FileLock::acquire(&dir.join("local.lock")).map_err(err)?;
     state::sweep_temp_files(dir);
-    let kind = backend::choose().map_err(err)?;
+    let (mut candidates, forced) = backend::candidates(exclude).map_err(err)?;
 
     // What is there now: a dead run is cleaned up; a live one may stay.
     let previous = Instance::load(&spec);
@@ -253,8 +267,33 @@ fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: b
         }
     };
 
+    // A running engine keeps its backend unless the user forces another: re-applying
+    // after a fallback must not switch backends under it.
+    if let Some(prev) = &live
+        && let Some(i) = candidates.iter().position(|k| *k == prev.backend)
+    {
+        let kept = candidates.remove(i);
+        candidates.insert(0, kept);
+    }
+    let kind = candidates[0];
+    let fallback = (!forced && candidates.len() > 1).then(|| {
+        let mut more = exclude.to_vec();
+        more.push(kind);
+        more
+    });
     let mut backend = backend::for_kind(kind);
-    backend.ensure(ctx, &spec).map_err(err)?;
+    if let Err(why) = backend.ensure(ctx, &spec) {
+        if let Some(more) = fallback {
+            ctx.say(format!(
+                "warning: {} is not usable ({why}) — trying the next backend; WB_VMM_BACKEND={} insists on it",
+                kind.name(),
+                kind.name()
+            ));
+            drop(_lock);
+            return apply_excluding(ctx, d, deploy_env, dir, force, &more);
+        }
+        return Err(err(why));
+    }
     let salt = state::salt(dir).map_err(err)?;
     let intended = Intended::of(d, deploy_env, None).fingerprint(d, &salt);
     let resolved = |backend: &mut dyn Backend| -> Result<Fingerprint, Outcome> {
@@ -327,13 +366,32 @@ fn apply(ctx: &Ctx, d: &Deployment, deploy_env: &DeployEnv, dir: &Path, force: b
     }
 
     forget_applied(dir);
-    let (inst, pid) = bring_up(ctx, backend.as_mut(), &spec, preferred_port).map_err(|e| {
-        fail(e, {
-            let mut f = base_fields(&spec, None);
-            f.insert("backend".into(), json!(kind.name()));
-            Value::Object(f)
-        })
-    })?;
+    let (inst, pid) = match bring_up(ctx, backend.as_mut(), &spec, preferred_port) {
+        Ok(up) => up,
+        Err(why) if fallback.is_some() && kind != Kind::Process => {
+            ctx.say(format!(
+                "warning: {} could not start the engine: {why}\n  trying the next backend; WB_VMM_BACKEND={} insists on it",
+                kind.name(),
+                kind.name()
+            ));
+            drop(_lock);
+            return apply_excluding(
+                ctx,
+                d,
+                deploy_env,
+                dir,
+                force,
+                &fallback.unwrap_or_default(),
+            );
+        }
+        Err(why) => {
+            return Err(fail(why, {
+                let mut f = base_fields(&spec, None);
+                f.insert("backend".into(), json!(kind.name()));
+                Value::Object(f)
+            }));
+        }
+    };
     state::record_applied(dir, &intended).map_err(err)?;
     state::atomic_write(
         &dir.join(LOCAL_APPLIED),
