@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::backend::Spec;
+use super::backend::{Instance, Presence, Spec};
 
 /// How a detached child gets its environment.
 pub enum EnvMode {
@@ -141,6 +141,18 @@ pub fn terminate(pid: u32, started: Option<u64>, grace: Duration) {
 }
 
 /// The pid in the pid file, if any.
+/// Whether the recorded process of a pid-based backend still runs; `what` names it in
+/// the reason (`engine process`, `krunvm process`).
+pub fn presence(inst: &Instance, what: &str) -> Presence {
+    match inst.pid {
+        Some(pid) if alive(pid, inst.started) => Presence::Running { pid: Some(pid) },
+        Some(pid) => Presence::Stopped {
+            why: format!("{what} {pid} is gone"),
+        },
+        None => Presence::Absent,
+    }
+}
+
 pub fn read_pid(spec: &Spec) -> Option<u32> {
     fs::read_to_string(&spec.pid_file).ok()?.trim().parse().ok()
 }

@@ -111,13 +111,7 @@ impl Backend for Process {
     }
 
     fn status(&self, _spec: &Spec, inst: &Instance) -> Presence {
-        match inst.pid {
-            Some(pid) if detached::alive(pid, inst.started) => Presence::Running { pid: Some(pid) },
-            Some(pid) => Presence::Stopped {
-                why: format!("engine process {pid} is gone"),
-            },
-            None => Presence::Absent,
-        }
+        detached::presence(inst, "engine process")
     }
 
     fn down(&self, spec: &Spec, inst: &Instance) -> Result<(), String> {
