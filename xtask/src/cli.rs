@@ -1,92 +1,730 @@
-//! Flags → one match → exit code. The only place that prints the JSON object and maps
-//! an outcome to the process's exit code.
+//! The command line, typed: `cargo xtask deploy <verb> [FILE] [--json]` (or the
+//! standalone `wb-deploy <verb> …`), `cargo xtask engine image`, `cargo xtask ci`.
+//! One [`Cmd`] per invocation, one args struct per verb, per-verb help, did-you-mean for
+//! verbs and flags. Parsing only; every verb lives in `verbs/`.
 
-use serde_json::Value;
+use std::ffi::OsString;
+use std::path::Path;
 
-use crate::flags::{self, Command, DeployArgs, Usage, Verb};
-use crate::verbs::{self, Ctx, Outcome};
+use lexopt::{Arg, Parser, ValueExt};
 
-pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
-    let wants_json = args.iter().any(|a| a == "--json");
-    let command = match flags::parse(args) {
-        Ok(command) => command,
-        Err(Usage(message)) => {
-            eprintln!("error: {message}");
-            if wants_json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": false, "verb": Value::Null, "error": message })
-                );
-            }
-            return 2;
-        }
-    };
-    match command {
-        Command::Help(text) => {
-            print!("{text}");
-            0
-        }
-        Command::Ci => crate::verbs::ci::run(),
-        Command::EngineImage { tag } => crate::local::image::build_command(tag.as_deref()),
-        Command::Deploy(args) => {
-            let ctx = Ctx::from_env(args.json);
-            let outcome = deploy(&ctx, &args);
-            finish(&ctx, args.verb, outcome)
-        }
+use crate::core::deployment::{Axis, Place};
+use crate::error::Error;
+
+/// What one invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// Help text for stdout (`--help`, `help VERB`); `verb` names it in `--json`.
+    Help {
+        text: String,
+        json: bool,
+    },
+    Version {
+        json: bool,
+    },
+    Completions {
+        shell: Shell,
+    },
+    Deploy(Deploy),
+    EngineImage {
+        tag: Option<String>,
+    },
+    Ci,
+}
+
+/// A deploy verb with what every verb shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deploy {
+    pub verb: Verb,
+    pub file: Option<String>,
+    pub json: bool,
+    /// `--id ID`: one deployment among several drawers.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// One args struct per verb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Init(InitArgs),
+    Validate,
+    Plan,
+    Apply { force: bool },
+    Verify,
+    Status,
+    Logs,
+    Url,
+    Down,
+    Doctor,
+    Local,
+    Secrets(SecretsAction),
+    Fmt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitArgs {
+    pub place: Option<Place>,
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsAction {
+    /// `set NAME=VALUE` (value inline) or `set NAME` (value on stdin).
+    Set {
+        name: String,
+        inline: Option<String>,
+    },
+    List,
+    Unset {
+        name: String,
+    },
+    /// `generate NAME`: 32 random bytes, hex, stored (for WB_SIGNING_KEY and friends).
+    Generate {
+        name: String,
+    },
+}
+
+impl Verb {
+    pub fn name(&self) -> &'static str {
+        VerbInfo::of(self).name
+    }
+
+    /// Whether this verb needs the deploy env's values (credentials, declared secrets):
+    /// `validate`, `plan`, `apply` and `fmt` do; a teardown or a status never does.
+    pub fn requires_secrets(&self) -> bool {
+        matches!(
+            self,
+            Verb::Validate | Verb::Plan | Verb::Apply { .. } | Verb::Fmt
+        )
     }
 }
 
-fn deploy(ctx: &Ctx, args: &DeployArgs) -> Outcome {
-    match args.verb {
-        Verb::Init => {
-            return verbs::init::run(ctx, args.init_place, args.file.as_deref(), args.force);
+/// A verb's name, flags, the file it takes, and its help.
+pub struct VerbInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub usage: &'static str,
+    pub flags: &'static [&'static str],
+    pub example: &'static str,
+    pub takes_file: bool,
+}
+
+const COMMON: &[&str] = &["--json", "--id", "--help"];
+
+pub const VERBS: &[VerbInfo] = &[
+    VerbInfo {
+        name: "init",
+        summary: "write a starter file (never clobbers without --force)",
+        usage: "init [local|cloud] [FILE] [--force]",
+        flags: &["--force"],
+        example: "init cloud deployments/staging.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "validate",
+        summary: "check the file; deploys nothing, touches nothing",
+        usage: "validate [FILE]",
+        flags: &[],
+        example: "validate deployments/local.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "plan",
+        summary: "validate + the engine env (secrets redacted) + artifacts + what apply would change",
+        usage: "plan [FILE]",
+        flags: &[],
+        example: "plan deployments/cloud-saas.org --json",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "apply",
+        summary: "converge; an unchanged deployment changes nothing",
+        usage: "apply [FILE] [--force]",
+        flags: &["--force"],
+        example: "apply deployments/local.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "verify",
+        summary: "prove the live engine answers GET /health with 200",
+        usage: "verify [FILE]",
+        flags: &[],
+        example: "verify deployments/local.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "status",
+        summary: "presence and endpoint",
+        usage: "status [FILE]",
+        flags: &[],
+        example: "status deployments/local.org --json",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "logs",
+        summary: "the engine's recent logs",
+        usage: "logs [FILE]",
+        flags: &[],
+        example: "logs deployments/local.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "url",
+        summary: "the engine's URL, bare, on stdout (for $(…))",
+        usage: "url [FILE]",
+        flags: &[],
+        example: "curl \"$(cargo xtask deploy url deployments/local.org)/health\"",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "down",
+        summary: "stop the engine, keep the data",
+        usage: "down [FILE]",
+        flags: &[],
+        example: "down deployments/local.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "doctor",
+        summary: "check tools; list recipes and where they were found",
+        usage: "doctor",
+        flags: &[],
+        example: "doctor --json",
+        takes_file: false,
+    },
+    VerbInfo {
+        name: "local",
+        summary: "zero-config local engine, no file needed (id `local`)",
+        usage: "local",
+        flags: &[],
+        example: "local",
+        takes_file: false,
+    },
+    VerbInfo {
+        name: "secrets",
+        summary: "the deployment's secret store: set | generate | list | unset",
+        usage: "secrets set NAME [FILE]          value on stdin (keeps it out of shell history and ps)\n  secrets set NAME=VALUE [FILE]    value inline (visible in ps: prefer stdin)\n  secrets generate NAME [FILE]     32 random bytes, hex (e.g. WB_SIGNING_KEY)\n  secrets list [FILE]              names and where each comes from (store · env · unset)\n  secrets unset NAME [FILE]",
+        flags: &[],
+        example: "secrets set STRIPE_API_KEY deployments/cloud-saas.org < key.txt",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "fmt",
+        summary: "move `#+DEPLOY_*` keyword lines into the drawer (--migrate)",
+        usage: "fmt --migrate [FILE]",
+        flags: &["--migrate"],
+        example: "fmt --migrate deployments/old.org",
+        takes_file: true,
+    },
+];
+
+impl VerbInfo {
+    pub fn find(name: &str) -> Option<&'static VerbInfo> {
+        VERBS.iter().find(|v| v.name == name)
+    }
+
+    fn of(verb: &Verb) -> &'static VerbInfo {
+        let name = match verb {
+            Verb::Init(_) => "init",
+            Verb::Validate => "validate",
+            Verb::Plan => "plan",
+            Verb::Apply { .. } => "apply",
+            Verb::Verify => "verify",
+            Verb::Status => "status",
+            Verb::Logs => "logs",
+            Verb::Url => "url",
+            Verb::Down => "down",
+            Verb::Doctor => "doctor",
+            Verb::Local => "local",
+            Verb::Secrets(_) => "secrets",
+            Verb::Fmt => "fmt",
+        };
+        VerbInfo::find(name).expect("every verb has an entry")
+    }
+
+    /// The verb's own help: usage, flags, one example.
+    pub fn help(&self, program: &str) -> String {
+        let mut flags: Vec<String> = self
+            .flags
+            .iter()
+            .map(|f| format!("  {f:<10} {}", flag_help(f)))
+            .collect();
+        flags.extend(COMMON.iter().map(|f| format!("  {f:<10} {}", flag_help(f))));
+        let file = if self.takes_file {
+            "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
+        } else {
+            ""
+        };
+        format!(
+            "{program} {}: {}\n\nUsage:\n  {program} {}\n{file}\nOptions:\n{}\n\nExample:\n  {}\n",
+            self.name,
+            self.summary,
+            self.usage
+                .replace("\n  secrets", &format!("\n  {program} secrets")),
+            flags.join("\n"),
+            if self.example.starts_with("curl") {
+                self.example.to_string()
+            } else {
+                format!("{program} {}", self.example)
+            }
+        )
+    }
+}
+
+fn flag_help(flag: &str) -> &'static str {
+    match flag {
+        "--force" => "init: overwrite; apply: re-run even if nothing changed",
+        "--migrate" => "rewrite the keyword form (required)",
+        "--json" => "one JSON object on stdout; human text stays on stderr",
+        "--id" => "ID: pick one deployment among several drawers",
+        _ => "this help",
+    }
+}
+
+/// The global help: every verb in one line.
+pub fn main_help(program: &str) -> String {
+    let verbs: String = VERBS
+        .iter()
+        .map(|v| format!("  {:<9} {}\n", v.name, v.summary))
+        .collect();
+    format!(
+        "The deploy kit: describe where the engine runs in a small org file, validate it, and converge.
+
+Usage:
+  {program} <verb> [FILE] [--json]
+  {program} FILE                    (same as `plan FILE`)
+  {program} help <verb>             that verb's usage, flags and an example
+
+Verbs:
+{verbs}
+Also: --version, completions bash|zsh|fish; in the repository, `cargo xtask engine image
+[--tag TAG]` builds the engine's OCI image and `cargo xtask ci` runs every check.
+
+Exit codes: 0 success · 1 failure · 2 usage · 130/143 interrupted · a recipe's own code.
+Environment: WB_HOME (state dir), WB_PROVIDERS_DIR (recipes), WB_VMM_BACKEND (local
+backend), WB_ENGINE_BIN (process backend's engine), WB_VERIFY_URL (cloud verify target),
+NO_COLOR (plain output).
+
+Example:
+  {program} validate deployments/local.org
+  {program} plan deployments/cloud-saas.org --json
+"
+    )
+}
+
+/// The closest of `names` to `word`, when close enough to suggest.
+pub fn did_you_mean<'a>(word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .map(|n| (strsim::damerau_levenshtein(word, n), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3) && *d < n.len())
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Whether the arguments ask for JSON (so even a usage error answers in JSON).
+pub fn wants_json(args: &[OsString]) -> bool {
+    args.iter().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == "--json" || a.starts_with("--json="))
+    })
+}
+
+/// Parses the whole command line. `deploy_prefix`: the standalone binary has its verbs
+/// at the top level (`wb-deploy apply`); the xtask binary nests them (`xtask deploy
+/// apply`).
+pub fn parse(
+    args: Vec<OsString>,
+    standalone: bool,
+    program: &str,
+    cwd: &Path,
+) -> Result<Cmd, Error> {
+    if standalone {
+        return parse_deploy(args, program, cwd);
+    }
+    let mut rest = args.into_iter();
+    let Some(first) = rest.next() else {
+        return Ok(Cmd::Help {
+            text: xtask_help(),
+            json: false,
+        });
+    };
+    match first.to_str() {
+        Some("deploy") => parse_deploy(rest.collect(), program, cwd),
+        Some("engine") => parse_engine(rest.collect()),
+        Some("ci") if rest.len() == 0 => Ok(Cmd::Ci),
+        Some("-h" | "--help" | "help") => Ok(Cmd::Help {
+            text: xtask_help(),
+            json: false,
+        }),
+        Some(other) => Err(Error::Usage(format!(
+            "unknown command `{other}` — expected `deploy`, `engine` or `ci`"
+        ))),
+        None => Err(Error::Usage("arguments must be UTF-8".into())),
+    }
+}
+
+fn xtask_help() -> String {
+    "The deploy kit's repository tasks.
+
+Usage:
+  cargo xtask deploy <verb> [FILE] [--json]   the kit (run `cargo xtask deploy --help`)
+  cargo xtask engine image [--tag TAG]        build the reference engine's OCI image
+  cargo xtask ci                              everything CI checks, locally
+"
+    .into()
+}
+
+fn parse_engine(args: Vec<OsString>) -> Result<Cmd, Error> {
+    let help = "Usage: cargo xtask engine image [--tag TAG]\n\nBuilds the reference engine as a static binary and an OCI image FROM scratch\nwith podman or docker (default tag localhost/wb-engine:dev).\n";
+    let mut parser = Parser::from_args(args);
+    let mut saw_image = false;
+    let mut tag = None;
+    while let Some(arg) = parser.next().map_err(usage)? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => {
+                return Ok(Cmd::Help {
+                    text: help.into(),
+                    json: false,
+                });
+            }
+            Arg::Long("tag") => tag = Some(parser.value().map_err(usage)?.string().map_err(usage)?),
+            Arg::Value(v) if !saw_image && v == "image" => saw_image = true,
+            other => return Err(usage(other.unexpected())),
         }
-        Verb::Doctor => return verbs::doctor::run(ctx),
-        Verb::Local => return crate::local::zero_config(ctx),
+    }
+    if !saw_image {
+        return Err(Error::Usage(format!("expected `engine image`\n\n{help}")));
+    }
+    Ok(Cmd::EngineImage { tag })
+}
+
+fn usage(e: lexopt::Error) -> Error {
+    Error::Usage(e.to_string())
+}
+
+/// What the flags of one deploy invocation said, before the verb is known.
+#[derive(Default)]
+struct Flags {
+    json: bool,
+    help: bool,
+    version: bool,
+    force: bool,
+    migrate: bool,
+    id: Option<String>,
+    /// Flags given, for checking them against the verb.
+    given: Vec<&'static str>,
+}
+
+fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+    let mut parser = Parser::from_args(args);
+    let mut flags = Flags::default();
+    let mut words: Vec<String> = Vec::new();
+    while let Some(arg) = parser.next().map_err(usage)? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => flags.help = true,
+            Arg::Short('V') | Arg::Long("version") => flags.version = true,
+            Arg::Long("json") => {
+                if parser.optional_value().is_some() {
+                    return Err(Error::Usage("`--json` takes no value".into()));
+                }
+                flags.json = true;
+            }
+            Arg::Long("force") => {
+                flags.force = true;
+                flags.given.push("--force");
+            }
+            Arg::Long("migrate") => {
+                flags.migrate = true;
+                flags.given.push("--migrate");
+            }
+            Arg::Long("id") => {
+                let id = parser.value().map_err(usage)?.string().map_err(usage)?;
+                if id.starts_with('-') {
+                    return Err(Error::Usage(format!(
+                        "`--id` needs an ID, got the flag `{id}`"
+                    )));
+                }
+                flags.id = Some(id);
+            }
+            Arg::Long(other) => return Err(unknown_flag(&format!("--{other}"))),
+            Arg::Short(c) => return Err(unknown_flag(&format!("-{c}"))),
+            Arg::Value(v) => words.push(v.string().map_err(|v| {
+                Error::Usage(format!(
+                    "the argument {v:?} is not UTF-8 — rename the file, or run from its directory with a UTF-8 name"
+                ))
+            })?),
+        }
+    }
+    if flags.version {
+        return Ok(Cmd::Version { json: flags.json });
+    }
+    let mut words = words.into_iter();
+    let Some(first) = words.next() else {
+        return Ok(Cmd::Help {
+            text: main_help(program),
+            json: flags.json,
+        });
+    };
+    let rest: Vec<String> = words.collect();
+    match first.as_str() {
+        "help" => return help_for(rest.first().map(String::as_str), program, flags.json),
+        "completions" => return completions(&rest),
         _ => {}
     }
-    let require_secrets = matches!(
-        args.verb,
-        Verb::Validate | Verb::Plan | Verb::Apply | Verb::Fmt
-    );
-    let loaded = match verbs::load(args.file.as_deref(), args.id.as_deref(), require_secrets) {
-        Ok(loaded) => loaded,
-        Err(e) => return Outcome::error(e),
-    };
-    match args.verb {
-        Verb::Validate => verbs::validate_verb::run(ctx, &loaded),
-        Verb::Plan => verbs::plan::run(ctx, &loaded),
-        Verb::Fmt => verbs::fmt::run(ctx, &loaded),
-        Verb::Secrets => verbs::secrets::run(
-            ctx,
-            &loaded,
-            args.secrets.as_ref().expect("parsed with an action"),
-        ),
-        Verb::Apply | Verb::Verify | Verb::Status | Verb::Logs | Verb::Url | Verb::Down => {
-            verbs::lifecycle::run(ctx, args.verb, &loaded, args.force)
+    let Some(info) = VerbInfo::find(&first) else {
+        if flags.help {
+            return Ok(Cmd::Help {
+                text: main_help(program),
+                json: flags.json,
+            });
         }
-        Verb::Init | Verb::Doctor | Verb::Local => unreachable!("handled above"),
+        // `deploy FILE` is `plan FILE`; anything else that is not a verb is a usage error.
+        if rest.is_empty() && looks_like_file(cwd, &first) {
+            return Ok(Cmd::Deploy(Deploy {
+                verb: Verb::Plan,
+                file: Some(first),
+                json: flags.json,
+                id: flags.id,
+            }));
+        }
+        return Err(unknown_verb(&first));
+    };
+    if flags.help {
+        return Ok(Cmd::Help {
+            text: info.help(program),
+            json: flags.json,
+        });
+    }
+    for flag in &flags.given {
+        if !info.flags.contains(flag) {
+            return Err(Error::Usage(format!(
+                "`{}` takes no `{flag}` — see `{program} help {}`",
+                info.name, info.name
+            )));
+        }
+    }
+    let (verb, file) = verb_args(info, rest, &flags)?;
+    Ok(Cmd::Deploy(Deploy {
+        verb,
+        file,
+        json: flags.json,
+        id: flags.id,
+    }))
+}
+
+fn unknown_flag(flag: &str) -> Error {
+    let known = [
+        "--json",
+        "--id",
+        "--force",
+        "--migrate",
+        "--help",
+        "--version",
+    ];
+    let hint = did_you_mean(flag, known)
+        .map(|k| format!(" — did you mean `{k}`?"))
+        .unwrap_or_default();
+    Error::Usage(format!("unknown flag `{flag}`{hint}"))
+}
+
+fn unknown_verb(word: &str) -> Error {
+    let names = VERBS.iter().map(|v| v.name);
+    match did_you_mean(word, names.clone()) {
+        Some(near) => Error::Usage(format!("unknown verb `{word}` — did you mean `{near}`?")),
+        None => Error::Usage(format!(
+            "unknown verb `{word}` — the verbs are: {}",
+            names.collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 
-fn finish(ctx: &Ctx, verb: Verb, outcome: Outcome) -> i32 {
-    if let Some(Value::String(message)) = outcome.fields.get("error") {
-        eprintln!(
-            "{}: {message}",
-            if ctx.color {
-                "\x1b[1;31merror\x1b[0m"
-            } else {
-                "error"
+fn help_for(word: Option<&str>, program: &str, json: bool) -> Result<Cmd, Error> {
+    let text = match word {
+        None => main_help(program),
+        Some(word) => VerbInfo::find(word)
+            .ok_or_else(|| unknown_verb(word))?
+            .help(program),
+    };
+    Ok(Cmd::Help { text, json })
+}
+
+fn completions(rest: &[String]) -> Result<Cmd, Error> {
+    let shell = match rest {
+        [s] if s == "bash" => Shell::Bash,
+        [s] if s == "zsh" => Shell::Zsh,
+        [s] if s == "fish" => Shell::Fish,
+        _ => {
+            return Err(Error::Usage(
+                "`completions` takes one shell: bash, zsh or fish".into(),
+            ));
+        }
+    };
+    Ok(Cmd::Completions { shell })
+}
+
+/// The verb's own words: an init place, a secrets action, at most one FILE.
+fn verb_args(
+    info: &VerbInfo,
+    mut rest: Vec<String>,
+    flags: &Flags,
+) -> Result<(Verb, Option<String>), Error> {
+    let verb = match info.name {
+        "init" => {
+            let place = rest.first().and_then(|w| Place::parse(w));
+            if place.is_some() {
+                rest.remove(0);
             }
+            Verb::Init(InitArgs {
+                place,
+                force: flags.force,
+            })
+        }
+        "secrets" => Verb::Secrets(secrets_action(&mut rest)?),
+        "validate" => Verb::Validate,
+        "plan" => Verb::Plan,
+        "apply" => Verb::Apply { force: flags.force },
+        "verify" => Verb::Verify,
+        "status" => Verb::Status,
+        "logs" => Verb::Logs,
+        "url" => Verb::Url,
+        "down" => Verb::Down,
+        "doctor" => Verb::Doctor,
+        "local" => Verb::Local,
+        "fmt" if flags.migrate => Verb::Fmt,
+        "fmt" => {
+            return Err(Error::Usage(
+                "`fmt` needs `--migrate` (it rewrites `#+DEPLOY_*` keyword lines into the drawer)"
+                    .into(),
+            ));
+        }
+        other => unreachable!("`{other}` has an entry in VERBS"),
+    };
+    if !info.takes_file
+        && let Some(extra) = rest.first()
+    {
+        return Err(Error::Usage(format!(
+            "`{}` takes no file (got `{extra}`)",
+            info.name
+        )));
+    }
+    if rest.len() > 1 {
+        return Err(Error::Usage(format!(
+            "`{}` takes one FILE, got {}: {}",
+            info.name,
+            rest.len(),
+            rest.join(" ")
+        )));
+    }
+    Ok((verb, rest.pop()))
+}
+
+fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {
+    if rest.is_empty() {
+        return Err(Error::Usage(
+            "`secrets` needs an action: set, generate, list or unset".into(),
+        ));
+    }
+    let action = rest.remove(0);
+    let mut name = || -> Result<String, Error> {
+        if rest.is_empty() {
+            return Err(Error::Usage(format!("`secrets {action}` needs a NAME")));
+        }
+        Ok(rest.remove(0))
+    };
+    Ok(match action.as_str() {
+        "set" => {
+            let word = name()?;
+            match word.split_once('=') {
+                Some((name, value)) => SecretsAction::Set {
+                    name: name.into(),
+                    inline: Some(value.into()),
+                },
+                None => SecretsAction::Set {
+                    name: word,
+                    inline: None,
+                },
+            }
+        }
+        "generate" => SecretsAction::Generate { name: name()? },
+        "unset" => SecretsAction::Unset { name: name()? },
+        "list" => SecretsAction::List,
+        other => {
+            let hint = did_you_mean(other, ["set", "generate", "list", "unset"])
+                .map(|n| format!(" — did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "unknown secrets action `{other}`{hint} (set, generate, list or unset)"
+            )));
+        }
+    })
+}
+
+/// A word that is not a verb is a FILE if it plausibly names one (`x.org`, a path) or
+/// resolves to one (a bare name in `deployments/`).
+fn looks_like_file(cwd: &Path, word: &str) -> bool {
+    word.ends_with(".org")
+        || word.contains('/')
+        || crate::load::resolve_file(cwd, Some(word)).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Result<Cmd, Error> {
+        parse(
+            words.iter().map(OsString::from).collect(),
+            false,
+            "cargo xtask deploy",
+            Path::new("/nonexistent"),
+        )
+    }
+
+    #[test]
+    fn typos_get_a_did_you_mean() {
+        let e = parse_words(&["deploy", "aply", "x.org"]).unwrap_err();
+        assert_eq!(e.message(), "unknown verb `aply` — did you mean `apply`?");
+        let e = parse_words(&["deploy", "apply", "--forse"]).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "unknown flag `--forse` — did you mean `--force`?"
         );
     }
-    if ctx.json {
-        let mut object = serde_json::Map::new();
-        object.insert("ok".into(), Value::Bool(outcome.code == 0));
-        object.insert("verb".into(), Value::String(verb.name().into()));
-        object.extend(outcome.fields);
-        println!("{}", Value::Object(object));
+
+    #[test]
+    fn json_survives_every_argument_shape() {
+        assert!(wants_json(&["--json=1".into()]));
+        assert!(parse_words(&["deploy", "validate", "--json=1"]).is_err());
+        let e = parse_words(&["deploy", "validate", "--id", "--json"]).unwrap_err();
+        assert_eq!(e.code(), 2);
+        assert!(matches!(
+            parse_words(&["deploy", "--help", "--json"]),
+            Ok(Cmd::Help { json: true, .. })
+        ));
     }
-    outcome.code
+
+    #[test]
+    fn a_flag_a_verb_does_not_take_is_refused() {
+        let e = parse_words(&["deploy", "status", "--force"]).unwrap_err();
+        assert_eq!(e.code(), 2);
+    }
+
+    #[test]
+    fn every_verb_has_its_own_help() {
+        for v in VERBS {
+            let text = v.help("wb-deploy");
+            assert!(
+                text.starts_with(&format!("wb-deploy {}:", v.name)),
+                "{text}"
+            );
+            assert!(text.contains("Example:"), "{text}");
+        }
+    }
 }

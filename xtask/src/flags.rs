@@ -3,7 +3,7 @@
 
 use lexopt::{Arg, Parser, ValueExt};
 
-use crate::deployment::{Axis, Place};
+use crate::core::deployment::{Axis, Place};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {

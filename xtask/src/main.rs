@@ -1,3 +1,5 @@
+//! `xtask`: the repository's tasks — `cargo xtask deploy <verb>`, `engine image`, `ci`.
+
 fn main() {
-    std::process::exit(xtask::cli::main(std::env::args_os().skip(1)));
+    std::process::exit(xtask::run(xtask::edge::Edge::capture(), false));
 }

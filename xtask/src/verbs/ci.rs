@@ -9,44 +9,38 @@ use std::path::{Path, PathBuf};
 
 use xshell::{Shell, cmd};
 
-fn repo_root() -> Result<PathBuf, String> {
-    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
-    cwd.ancestors()
+use crate::edge::Edge;
+use crate::error::Error;
+use crate::ui::err;
+
+fn repo_root(edge: &Edge) -> Result<PathBuf, String> {
+    edge.cwd
+        .ancestors()
         .find(|d| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file())
         .map(Path::to_path_buf)
         .ok_or_else(|| "run `cargo xtask ci` inside the repository".to_string())
 }
 
-fn have(tool: &str) -> bool {
-    crate::verbs::doctor::which(tool).is_some()
+pub fn run(edge: &Edge) -> Result<(), Error> {
+    run_all(edge).map_err(|e| Error::Failed(format!("ci: FAILED — {e}")))?;
+    err("ci: all checks passed\n");
+    Ok(())
 }
 
-pub fn run() -> i32 {
-    match run_all() {
-        Ok(()) => {
-            eprintln!("ci: all checks passed");
-            0
-        }
-        Err(e) => {
-            eprintln!("ci: FAILED — {e}");
-            1
-        }
-    }
-}
-
-fn run_all() -> Result<(), String> {
-    let root = repo_root()?;
+fn run_all(edge: &Edge) -> Result<(), String> {
+    let root = repo_root(edge)?;
     let sh = Shell::new().map_err(|e| e.to_string())?;
     sh.change_dir(&root);
-    let required = std::env::var("WB_REQUIRE_TOOLS").as_deref() == Ok("1");
-    let step = |name: &str| eprintln!("\n== ci: {name}");
+    let required = edge.vars.get("WB_REQUIRE_TOOLS") == Some("1");
+    let have = |tool: &str| edge.vars.which(tool).is_some();
+    let step = |name: &str| err(&format!("\n== ci: {name}\n"));
     let missing = |tool: &str| -> Result<(), String> {
         if required {
             Err(format!(
                 "`{tool}` is required (WB_REQUIRE_TOOLS=1) but not on PATH — .ci/run installs it"
             ))
         } else {
-            eprintln!("SKIPPED: `{tool}` is not on PATH");
+            err(&format!("SKIPPED: `{tool}` is not on PATH\n"));
             Ok(())
         }
     };

@@ -1,31 +1,100 @@
-//! `doctor`: check prerequisites, say where recipes come from and which providers exist.
+//! `doctor`: probe what `apply` would need, for real — which local backend it would pick
+//! (docker's daemon answering, podman able to talk to its engine), where recipes come
+//! from, and each provider's CLI from its recipe's own `# wb-cli:` line.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Ctx, Outcome};
-use crate::recipes::Recipes;
+use super::{Ctx, Outcome, Verdict};
+use crate::local::backend::registry::{self, Kind};
+use crate::providers::cloud::missing_cli;
+use crate::providers::resolve::Recipes;
 use crate::state;
 
-pub fn run(ctx: &Ctx) -> Outcome {
-    let app_dir = match state::app_dir() {
-        Ok(dir) => dir,
-        Err(e) => return Outcome::error(e),
-    };
-    let recipes = match Recipes::from_env(&app_dir) {
-        Ok(r) => r,
-        Err(e) => return Outcome::error(e),
-    };
-    if let Err(e) = recipes.materialize() {
-        return Outcome::error(e);
-    }
+pub fn run(cx: &Ctx) -> Verdict {
+    let edge = cx.edge;
+    let app_dir = state::app_dir(&edge.vars)?;
+    let recipes = Recipes::from_edge(edge, &app_dir)?;
     let providers = recipes.providers();
-    ctx.say(format!("app dir:   {}", app_dir.display()));
-    ctx.say(format!(
+    let ui = &cx.ui;
+    ui.say(&format!("app dir:   {}", app_dir.display()));
+    ui.say(&format!(
         "recipes:   {} ({})",
         recipes.root.display(),
         recipes.rung.describe()
     ));
-    ctx.say(format!(
+    let mut checks = Vec::new();
+    let bash = edge.vars.which("bash");
+    checks.push(check(
+        ui,
+        "bash",
+        bash.is_some(),
+        "runs provider recipes",
+        "install bash",
+    ));
+    let docker = registry::docker_reachable(edge);
+    checks.push(check(
+        ui,
+        "docker",
+        docker,
+        "a local container backend (its daemon answers `docker info`)",
+        if edge.vars.which("docker").is_some() {
+            "the docker client is installed but its daemon does not answer — start dockerd"
+        } else {
+            "install docker, or use podman"
+        },
+    ));
+    let podman = podman_works(edge);
+    checks.push(check(
+        ui,
+        "podman",
+        podman,
+        "a local container backend (`podman info` answers)",
+        "install podman (rootless works), or use docker",
+    ));
+    let krunvm = edge.vars.which("krunvm").is_some();
+    checks.push(check(
+        ui,
+        "krunvm",
+        krunvm,
+        "a local microVM backend",
+        "optional",
+    ));
+    for provider in &providers {
+        let cli = recipes.header(provider).map(|h| h.cli).unwrap_or_default();
+        if cli.is_empty() {
+            continue;
+        }
+        let missing = missing_cli(edge, &cli).map(|m| m.join(" or "));
+        let name = cli
+            .iter()
+            .map(|g| g.join("|"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        checks.push(check(
+            ui,
+            &name,
+            missing.is_none(),
+            &format!("the {provider} recipe's CLI"),
+            &format!(
+                "install {} to deploy with PROVIDER: {provider}",
+                missing.unwrap_or_default()
+            ),
+        ));
+    }
+    let pick = registry::choose(edge);
+    match &pick {
+        Ok(kind) => ui.say(&format!(
+            "apply would run local deployments with: {}{}",
+            kind.name(),
+            if *kind == Kind::Process {
+                " (no container backend works here)"
+            } else {
+                ""
+            }
+        )),
+        Err(e) => ui.say(&format!("apply cannot pick a local backend: {e}")),
+    }
+    ui.say(&format!(
         "providers: {}",
         if providers.is_empty() {
             "none".to_string()
@@ -33,51 +102,36 @@ pub fn run(ctx: &Ctx) -> Outcome {
             providers.join(", ")
         }
     ));
-    let mut checks = Vec::new();
-    let mut ok = true;
-    for (tool, required, why) in [
-        ("bash", true, "runs provider recipes"),
-        (
-            "flyctl",
-            false,
-            "the fly recipe's CLI — https://fly.io/docs/flyctl/install/",
-        ),
-        ("podman", false, "a local container backend"),
-        ("docker", false, "a local container backend"),
-        ("krunvm", false, "a local microVM backend"),
-    ] {
-        let found = which(tool).or_else(|| if tool == "flyctl" { which("fly") } else { None });
-        let line = match &found {
-            Some(path) => format!("  ok       {tool:<8} {}", path.display()),
-            None if required => {
-                ok = false;
-                format!("  MISSING  {tool:<8} {why}")
-            }
-            None => format!("  absent   {tool:<8} {why}"),
-        };
-        ctx.say(line);
-        checks.push(json!({ "tool": tool, "found": found.map(|p| p.display().to_string()), "required": required }));
-    }
+    let ok = bash.is_some() && pick.is_ok();
     if ok {
-        ctx.say(ctx.good("prereqs OK"));
+        ui.say(&ui.green("prereqs OK"));
     }
-    Outcome::with_code(
+    Ok(Outcome::with_code(
         if ok { 0 } else { 1 },
         json!({
             "app_dir": app_dir.display().to_string(),
             "recipes": { "root": recipes.root.display().to_string(), "rung": recipes.rung.describe(), "providers": providers },
+            "backend": pick.ok().map(|k| k.name()),
             "checks": checks,
         }),
-    )
+    ))
 }
 
-/// The first executable named `tool` on PATH.
-pub fn which(tool: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+fn check(ui: &crate::ui::Ui, tool: &str, ok: bool, why: &str, fix: &str) -> Value {
+    if ok {
+        ui.say(&format!("  ok       {tool:<12} {why}"));
+    } else {
+        ui.say(&format!("  absent   {tool:<12} {why} — {fix}"));
+    }
+    json!({ "tool": tool, "ok": ok, "about": why })
+}
+
+/// podman is on PATH and can reach its engine (`podman info` within 10 s).
+fn podman_works(edge: &crate::edge::Edge) -> bool {
+    let Some(podman) = edge.vars.which("podman") else {
+        return false;
+    };
+    let mut cmd = std::process::Command::new(podman);
+    cmd.arg("info");
+    registry::status_within(cmd, std::time::Duration::from_secs(10))
 }

@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
-use super::{Ctx, Loaded, Outcome};
-use crate::drawer;
+use super::{Ctx, Outcome, Verdict};
+use crate::core::drawer;
+use crate::load::Loaded;
 
 /// The rewritten text, or `None` when there is nothing to migrate.
 pub fn migrate(text: &str) -> Result<Option<String>, String> {
@@ -77,32 +78,39 @@ pub fn migrate(text: &str) -> Result<Option<String>, String> {
     Ok(Some(out))
 }
 
-pub fn run(ctx: &Ctx, loaded: &Loaded) -> Outcome {
+pub fn run(cx: &Ctx, loaded: &Loaded) -> Verdict {
     let Some(text) = &loaded.text else {
-        loaded.report(ctx);
-        return Outcome::error(format!("cannot read {}", loaded.shown));
+        loaded.report(&cx.ui);
+        return Err(format!("cannot read {}", loaded.shown).into());
     };
-    match migrate(text) {
+    let new = match migrate(text) {
         Err(e) => {
-            loaded.report(ctx);
-            Outcome::error(e)
+            loaded.report(&cx.ui);
+            return Err(e.into());
         }
         Ok(None) => {
-            ctx.say(format!(
+            cx.ui.say(&format!(
                 "{}: nothing to migrate — no `#+DEPLOY_*` keyword properties",
                 loaded.shown
             ));
-            Outcome::ok(json!({ "file": loaded.shown, "changed": false }))
+            return Ok(Outcome::ok(
+                json!({ "file": loaded.shown, "changed": false }),
+            ));
         }
-        Ok(Some(new)) => match crate::state::atomic_write(&loaded.path, new.as_bytes(), 0o644) {
-            Err(e) => Outcome::error(e),
-            Ok(()) => {
-                ctx.say(format!(
-                    "{}: keyword properties moved into the drawer",
-                    loaded.shown
-                ));
-                Outcome::ok(json!({ "file": loaded.shown, "changed": true }))
-            }
-        },
-    }
+        Ok(Some(new)) => new,
+    };
+    // Write through a symlink to its target, keeping the file's mode.
+    let target = std::fs::canonicalize(&loaded.path)
+        .map_err(|e| format!("cannot resolve {}: {e}", loaded.shown))?;
+    let mode = std::fs::metadata(&target)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .unwrap_or(0o644);
+    crate::state::atomic_write(&target, new.as_bytes(), mode)?;
+    cx.ui.say(&format!(
+        "{}: keyword properties moved into the drawer",
+        loaded.shown
+    ));
+    Ok(Outcome::ok(
+        json!({ "file": loaded.shown, "changed": true }),
+    ))
 }

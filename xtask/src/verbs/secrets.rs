@@ -9,109 +9,140 @@
 //! trailing `\n` is dropped (what `echo`, `<<<` and a typed line add); send a value that
 //! must end in a newline with one extra. From a terminal it reads one line, not echoed.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 
 use serde_json::{Value, json};
 
-use super::{Ctx, Loaded, Outcome};
-use crate::flags::SecretsAction;
-use crate::recipes;
-use crate::secrets::{CREDENTIAL_NAMES, Secret, Source, Store, is_secret_name};
-use crate::state;
+use super::{Ctx, Failure, Outcome, Verdict};
+use crate::cli::SecretsAction;
+use crate::core::credentials::{BEARER, CREDENTIAL_NAMES, Needs, SIGNING_KEY, Want};
+use crate::core::deployment::{Axis, Database, Place, Storage};
+use crate::core::names;
+use crate::core::plan::hex;
+use crate::core::secret::{Secret, Source};
+use crate::error::Error;
+use crate::load::Loaded;
+use crate::report::Report;
+use crate::state::store::Store;
 
-pub fn run(ctx: &Ctx, loaded: &Loaded, action: &SecretsAction) -> Outcome {
+pub fn run(cx: &Ctx, loaded: &Loaded, action: &SecretsAction) -> Verdict {
     if loaded.text.is_none() {
-        loaded.report(ctx);
-        return Outcome::error(format!("cannot read {}", loaded.shown));
+        loaded.report(&cx.ui);
+        return Err(format!("cannot read {}", loaded.shown).into());
     }
-    let stem = loaded
-        .path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("deployment");
-    let id = loaded.drawer.value("ID").unwrap_or(stem).to_string();
-    if !recipes::is_plain_name(&id) {
-        return Outcome::error(format!(
-            "the deployment's ID `{id}` is not a legal ID (^[a-z0-9][a-z0-9-]*$) — set `:ID:` in the drawer"
-        ));
+    let id = &loaded.id;
+    if !names::is_slug(id) {
+        return Err(format!(
+            "the deployment's ID `{id}` is not a legal ID ({}) — set `:ID:` in the drawer",
+            names::SLUG_RULE
+        )
+        .into());
     }
-    let store = Store::at(&loaded.app_dir.join(&id));
-    let name = match action {
-        SecretsAction::Set { name, .. }
-        | SecretsAction::Generate { name }
-        | SecretsAction::Unset { name } => Some(name),
-        SecretsAction::List => None,
-    };
-    if let Some(name) = name
-        && !is_secret_name(name)
+    let store = loaded.paths().store();
+    if let SecretsAction::Set { name, .. }
+    | SecretsAction::Generate { name }
+    | SecretsAction::Unset { name } = action
     {
-        return Outcome::with_code(
-            2,
-            json!({ "error": format!("`{name}` is not a secret name — use ^[A-Z][A-Z0-9_]*$ (e.g. STRIPE_API_KEY)") }),
-        );
+        check_name(
+            cx,
+            loaded,
+            name,
+            matches!(action, SecretsAction::Unset { .. }),
+        )?;
     }
-    let result = match action {
-        SecretsAction::Set { name, inline } => {
-            set(ctx, loaded, &store, &id, name, inline.as_deref())
-        }
-        SecretsAction::Generate { name } => generate(ctx, loaded, &store, &id, name),
-        SecretsAction::Unset { name } => unset(ctx, &store, &id, name),
-        SecretsAction::List => list(ctx, loaded, &store, &id),
-    };
-    result.unwrap_or_else(Outcome::error)
+    match action {
+        SecretsAction::Set { name, inline } => set(cx, loaded, &store, name, inline.as_deref()),
+        SecretsAction::Generate { name } => generate(cx, loaded, &store, name),
+        SecretsAction::Unset { name } => unset(cx, loaded, &store, name),
+        SecretsAction::List => list(cx, loaded, &store),
+    }
 }
 
-fn set(
-    ctx: &Ctx,
-    loaded: &Loaded,
-    store: &Store,
-    id: &str,
-    name: &str,
-    inline: Option<&str>,
-) -> Result<Outcome, String> {
+fn needs(loaded: &Loaded) -> Needs {
+    let drawer = &loaded.drawer;
+    Needs {
+        place: drawer.value("ENGINE_PLACE").and_then(Place::parse),
+        storage: drawer.value("STORAGE").and_then(Storage::parse),
+        database: drawer.value("DATABASE").and_then(Database::parse),
+    }
+}
+
+/// A legal name that the deployment declares or the kit itself uses; anything else
+/// would be stored and never shipped (`unset` may remove any stored name).
+fn check_name(cx: &Ctx, loaded: &Loaded, name: &str, unset: bool) -> Result<(), Failure> {
+    if !names::is_secret_name(name) {
+        return Err(Error::Usage(format!(
+            "`{name}` is not a secret name — use {} (e.g. STRIPE_API_KEY)",
+            names::SECRET_RULE
+        ))
+        .into());
+    }
+    let declared = loaded.drawer.secrets.iter().any(|s| s.name == name);
+    if unset || declared || CREDENTIAL_NAMES.contains(&name) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} does not declare `{name}`, so no apply would ship it — add the line `#+DEPLOY_SECRETS: {name}` to the file, then run `{} secrets set {name} {}` again",
+        loaded.shown,
+        cx.program(),
+        loaded.shown
+    )
+    .into())
+}
+
+fn set(cx: &Ctx, loaded: &Loaded, store: &Store, name: &str, inline: Option<&str>) -> Verdict {
     let value = match inline {
-        Some(value) => value.to_string(),
-        None => read_stdin(ctx, name)?,
+        Some(value) => {
+            cx.ui.warn(&format!(
+                "the value of {name} was on the command line, where `ps` and shell history see it — next time pipe it in: `{} secrets set {name} {} < file`",
+                cx.program(),
+                loaded.shown
+            ));
+            value.to_string()
+        }
+        None => read_stdin(cx, name)?,
     };
     if value.is_empty() {
         return Err(format!(
-            "the value of {name} is empty (an empty value counts as unset) — to remove it run `cargo xtask deploy secrets unset {name} {}`",
+            "the value of {name} is empty (an empty value counts as unset) — to remove it run `{} secrets unset {name} {}`",
+            cx.program(),
             loaded.shown
-        ));
+        )
+        .into());
     }
-    if name == crate::cloud::BEARER {
-        ctx.say(
-            "warning: this replaces the control-plane bearer; the next apply deploys it, and WB_ENGINE_TOKEN must change with it",
-        );
+    if name == BEARER {
+        cx.ui.warn("this replaces the control-plane bearer; the next apply deploys it, and WB_ENGINE_TOKEN must change with it");
     }
     store.set(name, Secret::new(value))?;
-    ctx.say(ctx.good(&format!(
-        "stored {name} for {id} in {} (0600)",
+    cx.ui.say(&cx.ui.green(&format!(
+        "stored {name} for {} in {} (0600)",
+        loaded.id,
         store.path().display()
     )));
-    if std::env::var_os(name).is_some_and(|v| !v.is_empty()) {
-        ctx.say(format!(
+    if cx.edge.vars.is_set(name) {
+        cx.ui.say(&format!(
             "note: {name} is also exported in this shell; the store's value wins"
         ));
     }
     Ok(Outcome::ok(
-        json!({ "id": id, "name": name, "source": "store" }),
+        json!({ "id": loaded.id, "name": name, "source": "store" }),
     ))
 }
 
 /// The value on stdin: all of it, minus one trailing `\n`. From a terminal, one line
 /// read with echo off.
-fn read_stdin(ctx: &Ctx, name: &str) -> Result<String, String> {
+fn read_stdin(cx: &Ctx, name: &str) -> Result<String, String> {
     let stdin = std::io::stdin();
     let mut bytes = Vec::new();
-    if stdin.is_terminal() {
-        ctx.say(format!("value for {name} (input hidden), then Enter:"));
+    if cx.edge.stdin_tty {
+        cx.ui
+            .say(&format!("value for {name} (input hidden), then Enter:"));
         let echo_off = stty("-echo");
         let mut line = String::new();
         let read = stdin.read_line(&mut line);
         if echo_off {
             stty("echo");
-            eprintln!();
+            cx.ui.say("");
         }
         read.map_err(|e| format!("cannot read the value from the terminal: {e}"))?;
         bytes = line.into_bytes();
@@ -137,50 +168,45 @@ fn stty(mode: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn generate(
-    ctx: &Ctx,
-    loaded: &Loaded,
-    store: &Store,
-    id: &str,
-    name: &str,
-) -> Result<Outcome, String> {
+fn generate(cx: &Ctx, loaded: &Loaded, store: &Store, name: &str) -> Verdict {
     if store.load()?.contains_key(name) {
         return Err(format!(
-            "{name} already has a value in the store — generating would replace it{}; to do that anyway, run `cargo xtask deploy secrets unset {name} {}` first",
+            "{name} already has a value in the store — generating would replace it{}; to do that anyway, run `{} secrets unset {name} {}` first",
             match name {
-                crate::cloud::SIGNING_KEY => " and change the engine's identity",
-                crate::cloud::BEARER => " and lock out every WB_ENGINE_TOKEN in use",
+                SIGNING_KEY => " and change the engine's identity",
+                BEARER => " and lock out every WB_ENGINE_TOKEN in use",
                 _ => "",
             },
+            cx.program(),
             loaded.shown
-        ));
+        )
+        .into());
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    store.set(name, Secret::new(state::hex(&bytes)))?;
-    ctx.say(ctx.good(&format!(
-        "generated {name} for {id} (32 random bytes, hex) and stored it in {}",
+    store.set(name, Secret::new(hex(&bytes)))?;
+    cx.ui.say(&cx.ui.green(&format!(
+        "generated {name} for {} (32 random bytes, hex) and stored it in {}",
+        loaded.id,
         store.path().display()
     )));
     Ok(Outcome::ok(
-        json!({ "id": id, "name": name, "source": "store", "generated": true }),
+        json!({ "id": loaded.id, "name": name, "source": "store", "generated": true }),
     ))
 }
 
-fn unset(ctx: &Ctx, store: &Store, id: &str, name: &str) -> Result<Outcome, String> {
-    let removed = if store.path().exists() {
-        store.unset(name)?
-    } else {
-        false
-    };
-    ctx.say(if removed {
+fn unset(cx: &Ctx, loaded: &Loaded, store: &Store, name: &str) -> Verdict {
+    let removed = store.path().exists() && store.unset(name)?;
+    let id = &loaded.id;
+    cx.ui.say(&if removed {
         format!("removed {name} from {id}'s store")
     } else {
         format!("{name} was not in {id}'s store; nothing to do")
     });
-    let still = std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let still = cx.edge.vars.is_set(name);
     if still {
-        ctx.say(format!("note: {name} is still exported in this shell"));
+        cx.ui
+            .say(&format!("note: {name} is still exported in this shell"));
     }
     Ok(Outcome::ok(json!({
         "id": id,
@@ -190,62 +216,62 @@ fn unset(ctx: &Ctx, store: &Store, id: &str, name: &str) -> Result<Outcome, Stri
     })))
 }
 
-/// Every declared secret and every credential the kit itself knows, with where its
-/// value comes from (store · env · unset) and why it is wanted.
-fn list(ctx: &Ctx, loaded: &Loaded, store: &Store, id: &str) -> Result<Outcome, String> {
+/// Every declared secret, every credential the kit itself knows, and every other name
+/// in the store, with where its value comes from (store · env · unset) and why.
+fn list(cx: &Ctx, loaded: &Loaded, store: &Store) -> Verdict {
     let stored = store.load()?;
     let source = |name: &str| -> &'static str {
         if stored.get(name).is_some_and(|v| !v.expose().is_empty()) {
             Source::Store.as_str()
-        } else if std::env::var_os(name).is_some_and(|v| !v.is_empty()) {
+        } else if cx.edge.vars.is_set(name) {
             Source::Env.as_str()
         } else {
             "unset"
         }
     };
-    let drawer = &loaded.drawer;
-    let cloud = drawer.value("ENGINE_PLACE") == Some("cloud");
+    let needs = needs(loaded);
     let mut rows: Vec<(String, &'static str, String)> = Vec::new();
-    for secret in &drawer.secrets {
-        if !rows.iter().any(|(n, _, _)| *n == secret.name) {
-            rows.push((
-                secret.name.clone(),
-                source(&secret.name),
-                "declared (#+DEPLOY_SECRETS)".into(),
-            ));
+    let push = |name: &str, why: String, rows: &mut Vec<(String, &'static str, String)>| {
+        if !rows.iter().any(|(n, _, _)| n == name) {
+            rows.push((name.to_string(), source(name), why));
         }
+    };
+    for secret in &loaded.drawer.secrets {
+        push(
+            &secret.name,
+            "declared (#+DEPLOY_SECRETS)".into(),
+            &mut rows,
+        );
     }
     for name in CREDENTIAL_NAMES {
-        if rows.iter().any(|(n, _, _)| n == name) {
-            continue;
-        }
-        let why = match *name {
-            "WB_S3_KEY" | "WB_S3_SECRET" if drawer.value("STORAGE") == Some("s3") => {
-                "needed (STORAGE: s3)"
-            }
-            "WB_DATABASE_URL" if drawer.value("DATABASE") == Some("postgres") => {
-                "needed (DATABASE: postgres)"
-            }
-            "WB_PUBLIC_BEARER" if cloud => "control-plane bearer (the first cloud apply makes it)",
-            "WB_SIGNING_KEY" if cloud => "engine identity (recommended: `secrets generate`)",
-            _ => "not used by this deployment",
+        let why = match needs.want(name) {
+            Some(Want::Required(why) | Want::Kit(why)) => why,
+            None => "not used by this deployment",
         };
-        rows.push((name.to_string(), source(name), why.into()));
+        push(name, why.into(), &mut rows);
     }
-    ctx.say(format!(
-        "secrets of {id} (store: {}):",
+    for name in stored.keys() {
+        push(
+            name,
+            "stored, but nothing declares it: no apply ships it".into(),
+            &mut rows,
+        );
+    }
+    cx.ui.say(&format!(
+        "secrets of {} (store: {}):",
+        loaded.id,
         store.path().display()
     ));
     let width = rows.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
     for (name, source, why) in &rows {
-        ctx.say(format!("  {name:<width$}  {source:<5}  {why}"));
+        cx.ui.say(&format!("  {name:<width$}  {source:<5}  {why}"));
     }
     let secrets: Vec<Value> = rows
         .iter()
         .map(|(name, source, why)| json!({ "name": name, "source": source, "about": why }))
         .collect();
     Ok(Outcome::ok(json!({
-        "id": id,
+        "id": loaded.id,
         "store": store.path().display().to_string(),
         "secrets": secrets,
     })))

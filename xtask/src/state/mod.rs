@@ -1,36 +1,66 @@
 //! State on disk: the app dir, one directory per deployment, atomic writes, locks, and the
 //! fingerprint of what was last applied. See SPEC §8 "State on disk".
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::core::plan::{Applied, Fingerprint};
+use crate::edge::Vars;
+
+pub mod store;
 
 /// `$WB_HOME`, else the platform's data dir for the kit (XDG on Linux, Application
 /// Support on macOS).
-pub fn app_dir() -> Result<PathBuf, String> {
-    if let Some(home) = std::env::var_os("WB_HOME").filter(|v| !v.is_empty()) {
+pub fn app_dir(vars: &Vars) -> Result<PathBuf, String> {
+    if let Some(home) = vars.os("WB_HOME") {
         return Ok(PathBuf::from(home));
     }
-    directories::ProjectDirs::from("sh", "workbooks", "deploy-kit")
-        .map(|dirs| dirs.data_dir().to_path_buf())
-        .ok_or_else(|| "cannot find a home directory for the kit's state — set WB_HOME".to_string())
+    if let Some(home) = vars.os("HOME") {
+        if cfg!(target_os = "macos") {
+            return Ok(
+                PathBuf::from(home).join("Library/Application Support/sh.workbooks.deploy-kit")
+            );
+        }
+        let data = vars
+            .os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(home).join(".local/share"));
+        return Ok(data.join("deploy-kit"));
+    }
+    Err("cannot find a home directory for the kit's state — set WB_HOME".to_string())
 }
 
-/// The state directory of one deployment (`<app dir>/<id>`), created 0700 on demand.
-/// `id` has been validated (`^[a-z0-9][a-z0-9-]*$`), so it is one path component.
-pub fn deployment_dir(id: &str) -> Result<PathBuf, String> {
-    let dir = app_dir()?.join(id);
-    ensure_private_dir(&dir)?;
-    Ok(dir)
+/// Where one deployment keeps its state: `<app dir>/<id>`. The one place a
+/// deployment's directory is derived (`id` is a checked slug: one path component).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub app_dir: PathBuf,
+    pub dir: PathBuf,
 }
 
-/// The state directory of one deployment, without creating it (read-only verbs).
-pub fn deployment_dir_path(id: &str) -> Result<PathBuf, String> {
-    Ok(app_dir()?.join(id))
+impl Paths {
+    pub fn for_id(app_dir: &Path, id: &str) -> Paths {
+        Paths {
+            app_dir: app_dir.to_path_buf(),
+            dir: app_dir.join(id),
+        }
+    }
+
+    /// The directory, created 0700.
+    pub fn ensure(&self) -> Result<&Path, String> {
+        ensure_private_dir(&self.dir)?;
+        Ok(&self.dir)
+    }
+
+    pub fn store(&self) -> store::Store {
+        store::Store::at(&self.dir)
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("apply.lock")
+    }
 }
 
 pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
@@ -52,11 +82,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> 
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
+        // A leftover temp file (of a killed run with this pid) is replaced, never
+        // reused: its mode or a symlink planted there must not carry over.
+        let _ = fs::remove_file(&tmp);
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -145,50 +178,6 @@ impl FileLock {
     }
 }
 
-/// What was applied, as comparable parts: `image`, `env:NAME` (value hashed with a
-/// per-deployment salt, never stored), `fly.toml`, `provider`, `recipe`, `backend`, …
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fingerprint {
-    pub parts: BTreeMap<String, String>,
-}
-
-impl Fingerprint {
-    pub fn put(&mut self, part: impl Into<String>, value: &str, salt: &[u8]) {
-        let mut h = Sha256::new();
-        h.update(salt);
-        h.update(value.as_bytes());
-        self.parts.insert(part.into(), hex(&h.finalize()));
-    }
-
-    /// The parts that differ from `before`, each as `added`, `removed` or `changed`.
-    pub fn diff(&self, before: &Fingerprint) -> Vec<(String, &'static str)> {
-        let mut out = Vec::new();
-        for (part, value) in &self.parts {
-            match before.parts.get(part) {
-                None => out.push((part.clone(), "added")),
-                Some(old) if old != value => out.push((part.clone(), "changed")),
-                Some(_) => {}
-            }
-        }
-        for part in before.parts.keys() {
-            if !self.parts.contains_key(part) {
-                out.push((part.clone(), "removed"));
-            }
-        }
-        out
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(&self.parts).expect("a string map serializes")
-    }
-
-    pub fn from_json(text: &str) -> Option<Fingerprint> {
-        serde_json::from_str(text)
-            .ok()
-            .map(|parts| Fingerprint { parts })
-    }
-}
-
 /// The per-deployment salt for fingerprint hashes, made once (0600).
 pub fn salt(dir: &Path) -> Result<Vec<u8>, String> {
     let path = dir.join("salt");
@@ -204,28 +193,48 @@ pub fn salt(dir: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The record of the last successful apply (`last-applied.json`), if any.
-pub fn last_applied(dir: &Path) -> Option<Fingerprint> {
-    Fingerprint::from_json(&fs::read_to_string(dir.join("last-applied.json")).ok()?)
+const APPLIED: &str = "last-applied.json";
+
+/// The salt, when one was made (read-only: `plan` never creates state).
+pub fn existing_salt(dir: &Path) -> Option<Vec<u8>> {
+    fs::read(dir.join("salt")).ok().filter(|b| b.len() == 32)
 }
 
-pub fn record_applied(dir: &Path, fingerprint: &Fingerprint) -> Result<(), String> {
-    atomic_write(
-        &dir.join("last-applied.json"),
-        fingerprint.to_json().as_bytes(),
-        0o600,
-    )
+/// The record of the last successful apply (`last-applied.json`), if any. A record
+/// from before the `resolved` half existed reads as intent alone.
+pub fn last_applied(dir: &Path) -> Option<Applied> {
+    let text = fs::read_to_string(dir.join(APPLIED)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let parts = |v: Option<&serde_json::Value>| -> Option<Fingerprint> {
+        let parts = serde_json::from_value(v?.clone()).ok()?;
+        Some(Fingerprint { parts })
+    };
+    match v.get("intended") {
+        Some(_) => Some(Applied {
+            intended: parts(v.get("intended"))?,
+            resolved: parts(v.get("resolved")).unwrap_or_default(),
+        }),
+        None => Some(Applied {
+            intended: parts(Some(&v))?,
+            resolved: Fingerprint::default(),
+        }),
+    }
+}
+
+pub fn record_applied(dir: &Path, applied: &Applied) -> Result<(), String> {
+    let v = serde_json::json!({
+        "intended": applied.intended.parts,
+        "resolved": applied.resolved.parts,
+    });
+    let text = serde_json::to_string_pretty(&v).expect("string maps serialize");
+    atomic_write(&dir.join(APPLIED), text.as_bytes(), 0o600)
 }
 
 pub fn forget_applied(dir: &Path) -> Result<(), String> {
-    match fs::remove_file(dir.join("last-applied.json")) {
+    match fs::remove_file(dir.join(APPLIED)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(format!("cannot remove the last-applied record: {e}"))
         }
         _ => Ok(()),
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

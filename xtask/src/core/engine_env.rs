@@ -5,8 +5,9 @@
 
 use std::fmt;
 
-use crate::deployment::{Axis, Database, Deployment, Place, Storage};
-use crate::secrets::{DeployEnv, Secret};
+use crate::core::credentials::Needs;
+use crate::core::deployment::{Axis, Deployment, Storage};
+use crate::core::secret::{DeployEnv, Secret};
 
 /// Where the engine's durable data is mounted.
 pub const DATA_DIR: &str = "/data";
@@ -145,16 +146,13 @@ pub fn engine_env(d: &Deployment, deploy_env: &DeployEnv) -> EngineEnv {
             env.push((name.to_string(), EnvValue::Secret(value.clone())));
         }
     };
-    if s3 {
-        secret("WB_S3_KEY", &mut env);
-        secret("WB_S3_SECRET", &mut env);
-    }
-    if d.database == Database::Postgres {
-        secret("WB_DATABASE_URL", &mut env);
-    }
-    if d.place == Place::Cloud {
-        secret("WB_PUBLIC_BEARER", &mut env);
-        secret("WB_SIGNING_KEY", &mut env);
+    let needs = Needs {
+        place: Some(d.place),
+        storage: Some(d.storage),
+        database: Some(d.database),
+    };
+    for name in needs.shipped() {
+        secret(name, &mut env);
     }
     for name in &d.secrets {
         secret(name, &mut env);

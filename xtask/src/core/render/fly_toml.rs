@@ -5,8 +5,8 @@
 
 use toml::{Table, Value};
 
-use crate::deployment::{Deployment, Place};
-use crate::engine_env::DATA_DIR;
+use crate::core::deployment::{Deployment, Place};
+use crate::core::engine_env::DATA_DIR;
 
 /// The volume that holds `registry.db`; what makes scale-to-zero safe.
 pub const VOLUME: &str = "wbdata";

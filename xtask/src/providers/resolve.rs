@@ -8,6 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::header::{self, Header};
+use crate::core::names;
+use crate::edge::Edge;
+
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
@@ -45,6 +49,12 @@ impl Recipes {
         app_dir: &Path,
     ) -> Result<Recipes, String> {
         if let Some(dir) = providers_dir {
+            if !dir.is_dir() {
+                return Err(format!(
+                    "WB_PROVIDERS_DIR={} is not a directory",
+                    dir.display()
+                ));
+            }
             if !dir.join("_recipe.sh").is_file() {
                 return Err(format!(
                     "WB_PROVIDERS_DIR={} has no _recipe.sh — point it at a directory holding the spine and <provider>/bootstrap.sh, or unset it",
@@ -71,14 +81,10 @@ impl Recipes {
         })
     }
 
-    /// From the process's working directory and environment.
-    pub fn from_env(app_dir: &Path) -> Result<Recipes, String> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| format!("cannot read the working directory: {e}"))?;
-        let providers = std::env::var_os("WB_PROVIDERS_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        Recipes::locate(&cwd, providers.as_deref(), app_dir)
+    /// From the captured working directory and environment.
+    pub fn from_edge(edge: &Edge, app_dir: &Path) -> Result<Recipes, String> {
+        let providers = edge.vars.os("WB_PROVIDERS_DIR").map(PathBuf::from);
+        Recipes::locate(&edge.cwd, providers.as_deref(), app_dir)
     }
 
     /// Every provider with a `bootstrap.sh`, sorted.
@@ -106,11 +112,69 @@ impl Recipes {
 
     /// Whether `provider` (a plain name, already validated) has a recipe.
     pub fn has(&self, provider: &str) -> bool {
-        is_plain_name(provider) && self.providers().iter().any(|p| p == provider)
+        names::is_slug(provider) && self.providers().iter().any(|p| p == provider)
     }
 
-    pub fn bootstrap(&self, provider: &str) -> PathBuf {
-        self.root.join(provider).join("bootstrap.sh")
+    /// `<root>/<provider>/bootstrap.sh`, refusing any provider that is not a plain name:
+    /// the validator already refused it, and this check keeps a path like `../x` from
+    /// ever being built here, whatever the caller.
+    pub fn bootstrap(&self, provider: &str) -> Result<PathBuf, String> {
+        if !names::is_slug(provider) {
+            return Err(format!(
+                "provider `{provider}` is not a plain name ({}); refusing to look for its recipe",
+                names::SLUG_RULE
+            ));
+        }
+        Ok(self.root.join(provider).join("bootstrap.sh"))
+    }
+
+    /// The recipe as it would run (spine + bootstrap.sh): bundled text, or the files on
+    /// disk. Part of the applied fingerprint, so an edited recipe is a change.
+    pub fn text(&self, provider: &str) -> Option<String> {
+        if self.rung == Rung::Bundled {
+            let want = format!("{provider}/bootstrap.sh");
+            let pick = |path: &str| BUNDLED.iter().find(|(p, _)| *p == path).map(|(_, t)| *t);
+            return Some(format!("{}{}", pick("_recipe.sh")?, pick(&want)?));
+        }
+        let spine = std::fs::read_to_string(self.root.join("_recipe.sh")).ok()?;
+        let boot = std::fs::read_to_string(self.bootstrap(provider).ok()?).ok()?;
+        Some(format!("{spine}{boot}"))
+    }
+
+    /// The header of `provider`'s recipe, when its text can be read.
+    pub fn header(&self, provider: &str) -> Result<Header, String> {
+        let path = self.bootstrap(provider)?;
+        let text = match self.rung {
+            Rung::Bundled => {
+                let want = format!("{provider}/bootstrap.sh");
+                BUNDLED
+                    .iter()
+                    .find(|(p, _)| *p == want)
+                    .map(|(_, t)| t.to_string())
+                    .ok_or_else(|| self.unknown(provider))?
+            }
+            _ => std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "no recipe for provider `{provider}`: cannot read {}: {e}",
+                    path.display()
+                )
+            })?,
+        };
+        header::scan(&text, provider).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The message for a provider with no recipe: where it was expected, and which exist.
+    pub fn unknown(&self, provider: &str) -> String {
+        let known = self.providers();
+        format!(
+            "no provider recipe for `{provider}` — expected {}/{provider}/bootstrap.sh; known providers: {} (WB_PROVIDERS_DIR, repo, or bundled)",
+            self.root.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )
     }
 
     /// For the bundled rung, writes the compiled-in recipes under the app dir, each file
@@ -127,11 +191,4 @@ impl Recipes {
         }
         Ok(())
     }
-}
-
-/// `^[a-z0-9][a-z0-9-]*$`: a provider name is a directory name, never a path.
-pub fn is_plain_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

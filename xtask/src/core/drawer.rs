@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::diagnostic::Diagnostic;
+use crate::core::diagnostic::Diagnostic;
 
 /// The one pattern a drawer line must match to be a property (SPEC §3.1).
 static PROPERTY: LazyLock<Regex> =
@@ -21,7 +21,6 @@ static OTHER_DRAWER: LazyLock<Regex> =
 /// The older keyword dialect, `#+DEPLOY_<KEY>: value`; Org keywords are case-insensitive.
 static KEYWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?i-u:#\+DEPLOY_)([A-Za-z_]+):(.*)$").unwrap());
-static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z][A-Z0-9_]*$").unwrap());
 static HEADLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\*+\s").unwrap());
 /// `#+BEGIN_SRC` … `#+END_SRC` (any block kind): its body is content, never structure.
 static BLOCK_BEGIN: LazyLock<Regex> =
@@ -234,7 +233,7 @@ fn read_keyword(name: &str, value: &str, n: usize, keywords: &mut Vec<Property>,
     let upper = name.to_ascii_uppercase();
     if upper == "SECRETS" {
         for secret in value.split_whitespace() {
-            if !SECRET_NAME.is_match(secret) {
+            if !crate::core::names::is_secret_name(secret) {
                 out.diagnostics.push(Diagnostic::error(
                     n,
                     format!("secret name `{secret}` must match ^[A-Z][A-Z0-9_]*$ (uppercase letters, digits, underscores)"),
@@ -335,81 +334,6 @@ fn choose(
                 ),
             ));
             None
-        }
-    }
-}
-
-/// The result of loading a file from disk: its text (lossily decoded if it is not
-/// UTF-8, so the rest of the report can still be made) and any problem with the bytes.
-pub struct Loaded {
-    pub text: Option<String>,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-/// Deployment files are a few hundred bytes; anything past this is not one.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-/// Reads the file's bytes: the one place the reader touches the file system.
-pub fn load(path: &std::path::Path) -> Loaded {
-    use std::io::Read;
-    let fail = |message: String| Loaded {
-        text: None,
-        diagnostics: vec![Diagnostic::error(None, message)],
-    };
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return fail(
-                "no such file — create one with `cargo xtask deploy init local` (or `init cloud`)"
-                    .into(),
-            );
-        }
-        Err(e) => return fail(format!("cannot read the file: {e}")),
-    };
-    if let Ok(meta) = file.metadata() {
-        if meta.is_dir() {
-            return fail("is a directory, not a deployment file".into());
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return fail(format!(
-                "the file is {:.1} MB — a deployment file is a few hundred bytes; refusing to read more than 1 MiB",
-                meta.len() as f64 / 1e6
-            ));
-        }
-    }
-    let mut bytes = Vec::new();
-    if let Err(e) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
-        return fail(format!("cannot read the file: {e}"));
-    }
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return fail(
-            "the file is larger than 1 MiB — a deployment file is a few hundred bytes".into(),
-        );
-    }
-    match String::from_utf8(bytes) {
-        Ok(text) if text.contains('\0') => Loaded {
-            diagnostics: vec![Diagnostic::error(
-                None,
-                "the file holds NUL bytes — it is binary, not Org text",
-            )],
-            text: Some(text.replace('\0', "")),
-        },
-        Ok(text) => Loaded {
-            text: Some(text),
-            diagnostics: Vec::new(),
-        },
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(e.as_bytes()).replace('\0', "");
-            Loaded {
-                text: Some(text),
-                diagnostics: vec![Diagnostic::error(
-                    None,
-                    format!(
-                        "the file is not UTF-8 text (invalid byte at offset {at}) — save it as UTF-8 Org text"
-                    ),
-                )],
-            }
         }
     }
 }

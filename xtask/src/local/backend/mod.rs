@@ -2,132 +2,24 @@
 //! kinds, how one is chosen, and what every backend shares: the deployment's local
 //! [`Spec`], the [`Instance`] record on disk, free loopback ports.
 //!
-//! A new backend is a new file implementing [`Backend`] plus one arm in [`for_kind`].
+//! A new backend is a new file implementing [`Backend`] plus one line in
+//! [`registry`]; nothing outside the registry switches on the backend kind.
+
+pub mod container;
+pub mod detached;
+pub mod image;
+pub mod krunvm;
+pub mod process;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::engine_env::EngineEnv;
+pub use self::registry::Kind;
+use crate::core::engine_env::EngineEnv;
+use crate::report::Report;
 use crate::state;
-use crate::verbs::Ctx;
-
-/// The local backends, in the order they are tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Docker,
-    Podman,
-    Krunvm,
-    Process,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Docker, Kind::Podman, Kind::Krunvm, Kind::Process];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Docker => "docker",
-            Kind::Podman => "podman",
-            Kind::Krunvm => "krunvm",
-            Kind::Process => "process",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == text)
-    }
-
-    pub fn is_container(self) -> bool {
-        matches!(self, Kind::Docker | Kind::Podman)
-    }
-}
-
-/// The backend to use: `WB_VMM_BACKEND` if set (unknown → an error naming the four),
-/// else the first that is available: docker (daemon reachable), podman, krunvm (on
-/// PATH), process (always).
-pub fn choose() -> Result<Kind, String> {
-    Ok(candidates(&[])?.0[0])
-}
-
-/// The backends to try, in order, and whether the user forced one. `WB_VMM_BACKEND`
-/// gives exactly one; otherwise every available backend not in `exclude`, process last
-/// (always available, never excluded).
-pub fn candidates(exclude: &[Kind]) -> Result<(Vec<Kind>, bool), String> {
-    if let Some(forced) = std::env::var("WB_VMM_BACKEND")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        let kind = Kind::parse(forced.trim()).ok_or_else(|| {
-            format!(
-                "WB_VMM_BACKEND={} is not a local backend — use one of: docker, podman, krunvm, process",
-                forced.trim()
-            )
-        })?;
-        return Ok((vec![kind], true));
-    }
-    let mut kinds = Vec::new();
-    if !exclude.contains(&Kind::Docker) && docker_reachable() {
-        kinds.push(Kind::Docker);
-    }
-    for kind in [Kind::Podman, Kind::Krunvm] {
-        if !exclude.contains(&kind) && on_path(kind.name()) {
-            kinds.push(kind);
-        }
-    }
-    kinds.push(Kind::Process);
-    Ok((kinds, false))
-}
-
-/// `docker info` answers within 3 s (a client with no daemon fails fast; a hung socket
-/// must not hang the kit).
-/// Asked once per kit process.
-pub fn docker_reachable() -> bool {
-    static REACHABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REACHABLE.get_or_init(|| {
-        if !on_path("docker") {
-            return false;
-        }
-        let mut cmd = Command::new("docker");
-        cmd.args(["info", "--format", "{{.ServerVersion}}"]);
-        status_within(cmd, Duration::from_secs(3))
-    })
-}
-
-/// Runs `cmd` with no I/O and says whether it succeeded within `limit` (killed if not).
-pub fn status_within(mut cmd: Command, limit: Duration) -> bool {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let Ok(mut child) = cmd.spawn() else {
-        return false;
-    };
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status.success(),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-        }
-    }
-}
-
-pub fn on_path(tool: &str) -> bool {
-    crate::verbs::doctor::which(tool).is_some()
-}
-
-pub fn for_kind(kind: Kind) -> Box<dyn Backend> {
-    match kind {
-        Kind::Docker | Kind::Podman => Box::new(super::container::Container::new(kind)),
-        Kind::Krunvm => Box::new(super::krunvm::Krunvm::default()),
-        Kind::Process => Box::new(super::process::Process::default()),
-    }
-}
 
 /// Everything a backend needs to know about one local deployment.
 #[derive(Debug, Clone)]
@@ -297,17 +189,16 @@ pub type Parts = Vec<(String, String)>;
 
 /// One way to run the engine locally.
 pub trait Backend {
-    fn kind(&self) -> Kind;
     /// Prerequisites: the tool is there, the image or engine binary exists (built on
     /// demand), the backend can deliver this env.
-    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<(), String>;
+    fn ensure(&mut self, report: &dyn Report, spec: &Spec) -> Result<(), String>;
     /// What `ensure` resolved, as fingerprint parts (the image and its id, the engine
     /// binary): when one changes, `apply` replaces the running engine.
-    fn parts(&mut self, spec: &Spec) -> Result<Parts, String>;
+    fn parts(&mut self, report: &dyn Report, spec: &Spec) -> Result<Parts, String>;
     /// A fresh instance that will serve on loopback `port`; not started yet.
     fn create(&mut self, spec: &Spec, port: u16) -> Result<(), Failure>;
     /// Starts what `create` made.
-    fn run(&mut self, spec: &Spec, port: u16) -> Result<Instance, Failure>;
+    fn run(&mut self, report: &dyn Report, spec: &Spec, port: u16) -> Result<Instance, Failure>;
     /// Where the instance is (read-only).
     fn status(&self, spec: &Spec, inst: &Instance) -> Presence;
     /// Stops and removes the instance; the data dir stays. Absent is fine.

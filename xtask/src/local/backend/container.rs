@@ -16,15 +16,17 @@
 //! lookup confirms it beside it; should the answer differ (the runtime image was pulled
 //! since), the container is replaced right away.
 
-use super::backend::{self, Backend, Failure, Instance, Kind, Parts, Presence, Spec};
 use super::image::{self, REFERENCE_IMAGE};
-use crate::deployment::DEFAULT_IMAGE;
-use crate::engine_env::DATA_DIR;
-use crate::verbs::Ctx;
+use super::registry::docker_reachable;
+use super::{Backend, Failure, Instance, Kind, Parts, Presence, Spec};
+use crate::core::deployment::DEFAULT_IMAGE;
+use crate::core::engine_env::DATA_DIR;
+use crate::edge::Edge;
+use crate::report::Report;
 
 pub struct Container {
     kind: Kind,
-    ctx: Option<Ctx>,
+    edge: Edge,
     /// The image `run` starts: resolved, or the one resolved last time (speculative).
     image: Option<String>,
     /// The lookup confirming a speculative image, running beside `run -d`.
@@ -52,11 +54,11 @@ fn says_no_image(text: &str) -> bool {
 }
 
 impl Container {
-    pub fn new(kind: Kind) -> Container {
+    pub fn new(kind: Kind, edge: &Edge) -> Container {
         assert!(kind.is_container());
         Container {
             kind,
-            ctx: None,
+            edge: edge.clone(),
             image: None,
             pending: None,
             resolved: None,
@@ -89,11 +91,10 @@ impl Container {
 
     /// Makes the image certain: waits for the lookup running beside `run`, or looks up
     /// (and builds) now.
-    fn settle(&mut self, spec: &Spec) -> Result<(String, String), String> {
+    fn settle(&mut self, report: &dyn Report, spec: &Spec) -> Result<(String, String), String> {
         if let Some(resolved) = &self.resolved {
             return Ok(resolved.clone());
         }
-        let ctx = self.ctx.expect("ensure ran");
         let (found, speculative) = match self.pending.take() {
             Some(handle) => (handle.join().unwrap_or_default(), true),
             None => (
@@ -103,7 +104,7 @@ impl Container {
         };
         // A confirmed speculative choice was explained the first time: no repeat.
         let quiet = speculative.then_some(self.image.as_deref()).flatten();
-        let resolved = self.resolve_image(&ctx, spec, &found, quiet)?;
+        let resolved = self.resolve_image(report, spec, &found, quiet)?;
         self.resolved = Some(resolved.clone());
         Ok(resolved)
     }
@@ -111,7 +112,7 @@ impl Container {
     /// The image to run and its id, given what `image inspect` found.
     fn resolve_image(
         &self,
-        ctx: &Ctx,
+        report: &dyn Report,
         spec: &Spec,
         found: &[(String, String)],
         quiet: Option<&str>,
@@ -126,24 +127,24 @@ impl Container {
             if let [(_, id)] = found {
                 return Ok((spec.image.clone(), id.clone()));
             }
-            ctx.say(format!(
+            report.info(&format!(
                 "image {} is not present locally — {tool} will pull it",
                 spec.image
             ));
             return Ok((spec.image.clone(), PULLED.into()));
         }
         if quiet != Some(REFERENCE_IMAGE) {
-            ctx.say(format!(
+            report.info(&format!(
                 "image {DEFAULT_IMAGE} is not present locally (the kit never pulls it implicitly) — using the reference engine image {REFERENCE_IMAGE}"
             ));
         }
         if let Some(id) = id_of(REFERENCE_IMAGE) {
             return Ok((REFERENCE_IMAGE.into(), id));
         }
-        ctx.say(format!(
+        report.info(&format!(
             "{REFERENCE_IMAGE} is not built yet — building it (once; `cargo xtask engine image` rebuilds it)"
         ));
-        image::build_image(ctx, tool, REFERENCE_IMAGE)
+        image::build_image(&self.edge, report, tool, REFERENCE_IMAGE)
             .map_err(|e| format!("{e}\n(or `{tool} pull {DEFAULT_IMAGE}` and apply again)"))?;
         let id = image::image_id(tool, REFERENCE_IMAGE)
             .ok_or_else(|| format!("{tool} built {REFERENCE_IMAGE} but cannot find it"))?;
@@ -177,7 +178,7 @@ impl Container {
             }
             last_err = String::from_utf8_lossy(&out.stderr).trim().to_string();
             let lower = last_err.to_ascii_lowercase();
-            if backend::says_port_taken(&last_err) {
+            if super::says_port_taken(&last_err) {
                 // A created-but-not-started container is left behind: clear it.
                 self.remove(&name)?;
                 return Err(Failure::PortTaken(last_err));
@@ -263,24 +264,19 @@ pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
 }
 
 impl Backend for Container {
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// Checks the tool and decides the image: the remembered one (or a non-default
     /// IMAGE) is started at once while its lookup runs beside `run -d`; otherwise the
     /// image is resolved (and the reference image built) first.
-    fn ensure(&mut self, ctx: &Ctx, spec: &Spec) -> Result<(), String> {
+    fn ensure(&mut self, report: &dyn Report, spec: &Spec) -> Result<(), String> {
         let tool = self.tool();
-        if !backend::on_path(tool) {
+        if self.edge.vars.which(tool).is_none() {
             return Err(format!(
                 "{tool} is not on PATH — install it, or pick another backend with WB_VMM_BACKEND (docker, podman, krunvm, process)"
             ));
         }
-        if self.kind == Kind::Docker && !backend::docker_reachable() {
+        if self.kind == Kind::Docker && !docker_reachable(&self.edge) {
             return Err("the docker daemon is not reachable (`docker info` fails) — start it, or pick another backend with WB_VMM_BACKEND".into());
         }
-        self.ctx = Some(*ctx);
         let remembered = std::fs::read_to_string(spec.dir.join(REMEMBERED))
             .ok()
             .map(|t| t.trim().to_string())
@@ -298,13 +294,13 @@ impl Backend for Container {
                 }));
                 self.image = Some(image);
             }
-            None => self.image = Some(self.settle(spec)?.0),
+            None => self.image = Some(self.settle(report, spec)?.0),
         }
         Ok(())
     }
 
-    fn parts(&mut self, spec: &Spec) -> Result<Parts, String> {
-        let (image, id) = self.settle(spec)?;
+    fn parts(&mut self, report: &dyn Report, spec: &Spec) -> Result<Parts, String> {
+        let (image, id) = self.settle(report, spec)?;
         Ok(vec![("local:image".into(), format!("{image}@{id}"))])
     }
 
@@ -315,12 +311,12 @@ impl Backend for Container {
         Ok(())
     }
 
-    fn run(&mut self, spec: &Spec, port: u16) -> Result<Instance, Failure> {
+    fn run(&mut self, report: &dyn Report, spec: &Spec, port: u16) -> Result<Instance, Failure> {
         let image = self.image.clone().expect("ensure ran");
         let inst = match self.run_image(spec, port, &image) {
             Err(Failure::Other(e)) if self.resolved.is_none() && says_no_image(&e) => {
                 // The remembered image is gone: resolve (and build) for real.
-                let (image, _) = self.settle(spec)?;
+                let (image, _) = self.settle(report, spec)?;
                 self.image = Some(image.clone());
                 self.run_image(spec, port, &image)?
             }
@@ -328,16 +324,14 @@ impl Backend for Container {
         };
         // Confirm a speculative start: when the answer differs (the runtime image was
         // pulled since, say), run what it is now.
-        let (resolved, _) = self.settle(spec)?;
+        let (resolved, _) = self.settle(report, spec)?;
         let used = self.image.clone().unwrap_or_default();
         let inst = if resolved == used {
             inst
         } else {
-            if let Some(ctx) = &self.ctx {
-                ctx.say(format!(
-                    "switching to {resolved}: it is present locally now"
-                ));
-            }
+            report.info(&format!(
+                "switching to {resolved}: it is present locally now"
+            ));
             self.remove(&spec.name())?;
             self.image = Some(resolved.clone());
             self.run_image(spec, port, &resolved)?
@@ -419,9 +413,9 @@ impl Backend for Container {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployment::{Deployment, Place};
-    use crate::engine_env::engine_env;
-    use crate::secrets::{DeployEnv, Secret};
+    use crate::core::deployment::{Deployment, Place};
+    use crate::core::engine_env::engine_env;
+    use crate::core::secret::{DeployEnv, Secret};
 
     #[test]
     fn run_args_carry_names_never_values() {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::backend::{Instance, Presence, Spec};
+use super::{Instance, Presence, Spec};
 
 /// How a detached child gets its environment.
 pub enum EnvMode {
@@ -163,7 +163,7 @@ pub fn read_log(spec: &Spec, tail: Option<usize>) -> Result<String, String> {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
             Ok(match tail {
-                Some(n) => super::backend::tail(&text, n),
+                Some(n) => super::tail(&text, n),
                 None => text.into_owned(),
             })
         }

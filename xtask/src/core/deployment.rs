@@ -1,7 +1,7 @@
 //! The checked deployment: the five closed axes as enums, the open properties typed.
 //!
 //! A [`Deployment`] is what the rest of the kit trusts; only the validator builds one
-//! from a [`crate::drawer::Drawer`]. See SPEC §3.2–3.3.
+//! from a [`crate::core::drawer::Drawer`]. See SPEC §3.2–3.3.
 
 use std::fmt;
 

@@ -4,47 +4,36 @@
 
 use std::path::{Path, PathBuf};
 
-use super::backend;
-use crate::verbs::Ctx;
+use super::registry::{self, Kind};
+use crate::edge::Edge;
+use crate::report::Report;
 
 /// The tag of the reference engine's image.
 pub const REFERENCE_IMAGE: &str = "localhost/wb-engine:dev";
 
-/// `cargo xtask engine image [--tag T]`.
-pub fn build_command(tag: Option<&str>) -> i32 {
-    let ctx = Ctx::from_env(false);
+/// `cargo xtask engine image [--tag T]`: builds the image, returns the tool used.
+pub fn build_command(
+    edge: &Edge,
+    report: &dyn Report,
+    tag: Option<&str>,
+) -> Result<String, String> {
     let tag = tag.unwrap_or(REFERENCE_IMAGE);
-    let result = image_tool().and_then(|tool| {
-        build_image(&ctx, tool, tag)?;
-        Ok(tool)
-    });
-    match result {
-        Ok(tool) => {
-            ctx.say(ctx.good(&format!("image built — {tag} ({tool})")));
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+    let tool = image_tool(edge)?;
+    build_image(edge, report, tool, tag)?;
+    Ok(format!("image built — {tag} ({tool})"))
 }
 
 /// The tool that builds images: `WB_VMM_BACKEND` when it names docker or podman, else
 /// docker when its daemon answers, else podman.
-pub fn image_tool() -> Result<&'static str, String> {
-    match std::env::var("WB_VMM_BACKEND")
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        Some("docker") => return Ok("docker"),
-        Some("podman") => return Ok("podman"),
+pub fn image_tool(edge: &Edge) -> Result<&'static str, String> {
+    match registry::forced(edge)? {
+        Some(Kind::Docker) => return Ok("docker"),
+        Some(Kind::Podman) => return Ok("podman"),
         _ => {}
     }
-    if backend::docker_reachable() {
+    if registry::docker_reachable(edge) {
         Ok("docker")
-    } else if backend::on_path("podman") {
+    } else if edge.vars.which("podman").is_some() {
         Ok("podman")
     } else {
         Err("building an image needs podman or a reachable docker daemon — install one (see `cargo xtask deploy doctor`)".into())
@@ -54,7 +43,7 @@ pub fn image_tool() -> Result<&'static str, String> {
 /// The repository root: the first directory holding `engine/Containerfile` and the
 /// workspace `Cargo.toml`, walking up from the working directory, then from the kit's
 /// own binary (which normally sits in the repository's `target/`).
-pub fn repo_root() -> Result<PathBuf, String> {
+pub fn repo_root(edge: &Edge) -> Result<PathBuf, String> {
     let is_root = |dir: &Path| {
         dir.join("engine/Containerfile").is_file()
             && dir.join("engine/Cargo.toml").is_file()
@@ -62,10 +51,8 @@ pub fn repo_root() -> Result<PathBuf, String> {
                 .is_ok_and(|t| t.contains("[workspace]"))
     };
     let starts = [
-        std::env::current_dir().ok(),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.canonicalize().ok()),
+        Some(edge.cwd.clone()),
+        edge.exe.as_ref().and_then(|p| p.canonicalize().ok()),
     ];
     for start in starts.into_iter().flatten() {
         if let Some(root) = start.ancestors().find(|d| is_root(d)) {
@@ -75,14 +62,21 @@ pub fn repo_root() -> Result<PathBuf, String> {
     Err("cannot find the kit's repository (a directory with engine/Containerfile) from the working directory or the kit's binary — run from the repository, or set WB_ENGINE_BIN".into())
 }
 
-fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+fn cargo(edge: &Edge) -> std::ffi::OsString {
+    edge.vars
+        .os("CARGO")
+        .map(ToOwned::to_owned)
+        .unwrap_or_else(|| "cargo".into())
 }
 
 /// `cargo build -p wb-engine [extra]` in the repository; returns the binary's path (read
 /// from cargo's JSON messages, so `CARGO_TARGET_DIR` and `--target` are honored).
-fn cargo_build_engine(extra: &[&str], rustflags: Option<&str>) -> Result<PathBuf, String> {
-    let root = repo_root()?;
+fn cargo_build_engine(
+    edge: &Edge,
+    extra: &[&str],
+    rustflags: Option<&str>,
+) -> Result<PathBuf, String> {
+    let root = repo_root(edge)?;
     let mut args = vec![
         "build",
         "-p",
@@ -92,7 +86,7 @@ fn cargo_build_engine(extra: &[&str], rustflags: Option<&str>) -> Result<PathBuf
         "--message-format=json-render-diagnostics",
     ];
     args.extend_from_slice(extra);
-    let mut cmd = duct::cmd(cargo(), &args)
+    let mut cmd = duct::cmd(cargo(edge), &args)
         .dir(&root)
         .stdout_capture()
         .unchecked();
@@ -119,38 +113,49 @@ fn cargo_build_engine(extra: &[&str], rustflags: Option<&str>) -> Result<PathBuf
         .ok_or_else(|| "cargo built wb-engine but named no executable".to_string())
 }
 
-/// The workspace's reference engine (debug build), built on demand: the `process`
-/// backend's default engine.
-pub fn build_engine(ctx: &Ctx) -> Result<PathBuf, String> {
-    if !ctx.json {
-        ctx.say("building the reference engine (cargo build -p wb-engine) …");
+/// The engine the `process` backend runs when `WB_ENGINE_BIN` is unset: in the kit's
+/// repository, the workspace's reference engine (debug build, built on demand);
+/// elsewhere, `wb-engine` on PATH.
+pub fn find_engine(edge: &Edge, report: &dyn Report) -> Result<PathBuf, String> {
+    if repo_root(edge).is_err() {
+        return edge.vars.which("wb-engine").ok_or_else(|| {
+            "no engine to run: set WB_ENGINE_BIN to a wb-engine binary, put `wb-engine` on PATH, or run from the kit's repository (which builds it)".to_string()
+        });
     }
-    cargo_build_engine(&[], None)
+    report.info("building the reference engine (cargo build -p wb-engine) …");
+    cargo_build_engine(edge, &[], None)
 }
 
 /// The Linux target triple of this machine.
 fn linux_target() -> Result<String, String> {
-    if std::env::consts::OS != "linux" {
-        return Err(format!(
-            "the engine image holds a static Linux binary, which this kit builds only on Linux (this is {}) — build it in a Linux VM, or pull an image and set IMAGE",
-            std::env::consts::OS
-        ));
+    if !cfg!(target_os = "linux") {
+        return Err(
+            "the engine image holds a static Linux binary, which this kit builds only on Linux — build it in a Linux VM, or pull an image and set IMAGE".into(),
+        );
     }
-    Ok(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
+    let arch = if cfg!(target_arch = "aarch64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    Ok(format!("{arch}-unknown-linux-gnu"))
 }
 
 /// Builds the static engine and the `FROM scratch` image `tag` with `tool`.
-pub fn build_image(ctx: &Ctx, tool: &str, tag: &str) -> Result<(), String> {
+pub fn build_image(edge: &Edge, report: &dyn Report, tool: &str, tag: &str) -> Result<(), String> {
     let target = linux_target()?;
-    ctx.say(format!(
+    report.info(&format!(
         "building the static engine (cargo build -p wb-engine --release --target {target}) …"
     ));
     let binary = cargo_build_engine(
+        edge,
         &["--release", "--target", &target],
         Some("-C target-feature=+crt-static"),
     )?;
-    let root = repo_root()?;
-    let context = std::env::temp_dir().join(format!("wb-engine-image-{}", std::process::id()));
+    let root = repo_root(edge)?;
+    let context = edge
+        .temp
+        .join(format!("wb-engine-image-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&context);
     crate::state::ensure_private_dir(&context)?;
     let result = (|| {
@@ -161,7 +166,7 @@ pub fn build_image(ctx: &Ctx, tool: &str, tag: &str) -> Result<(), String> {
         };
         copy(&binary, "wb-engine")?;
         copy(&root.join("engine/Containerfile"), "Containerfile")?;
-        ctx.say(format!("{tool} build -t {tag} …"));
+        report.info(&format!("{tool} build -t {tag} …"));
         let context_arg = context.display().to_string();
         let containerfile = context.join("Containerfile").display().to_string();
         let out = duct::cmd(

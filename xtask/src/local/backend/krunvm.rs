@@ -17,18 +17,28 @@
 use std::process::Child;
 use std::time::Duration;
 
-use super::backend::{self, Backend, Failure, Instance, Kind, Parts, Presence, Spec};
 use super::detached::{self, EnvMode};
 use super::image::REFERENCE_IMAGE;
-use crate::engine_env::DATA_DIR;
-use crate::verbs::Ctx;
+use super::{Backend, Failure, Instance, Kind, Parts, Presence, Spec};
+use crate::core::engine_env::DATA_DIR;
+use crate::edge::Edge;
+use crate::report::Report;
 
 /// The runtime release's boot: start the app without a console, then park forever.
 pub const EVAL_BOOT: &str = "case Application.ensure_all_started(:workbooks) do {:ok, _} -> Process.sleep(:infinity); error -> IO.inspect(error, label: \"boot failed\"); System.halt(1) end";
 
-#[derive(Default)]
 pub struct Krunvm {
+    edge: Edge,
     child: Option<Child>,
+}
+
+impl Krunvm {
+    pub fn new(edge: &Edge) -> Krunvm {
+        Krunvm {
+            edge: edge.clone(),
+            child: None,
+        }
+    }
 }
 
 /// Refuses a spec whose engine env carries secrets.
@@ -85,19 +95,15 @@ pub fn start_args(spec: &Spec) -> Result<Vec<String>, String> {
 }
 
 impl Backend for Krunvm {
-    fn kind(&self) -> Kind {
-        Kind::Krunvm
-    }
-
-    fn ensure(&mut self, _ctx: &Ctx, spec: &Spec) -> Result<(), String> {
+    fn ensure(&mut self, _report: &dyn Report, spec: &Spec) -> Result<(), String> {
         refuse_secrets(spec)?;
-        if !backend::on_path("krunvm") {
+        if self.edge.vars.which("krunvm").is_none() {
             return Err("krunvm is not on PATH — install it (macOS: `brew tap slp/krun && brew install krunvm`), or pick another backend with WB_VMM_BACKEND".into());
         }
         Ok(())
     }
 
-    fn parts(&mut self, spec: &Spec) -> Result<Parts, String> {
+    fn parts(&mut self, _report: &dyn Report, spec: &Spec) -> Result<Parts, String> {
         Ok(vec![("local:image".into(), spec.image.clone())])
     }
 
@@ -124,7 +130,7 @@ impl Backend for Krunvm {
         )))
     }
 
-    fn run(&mut self, spec: &Spec, port: u16) -> Result<Instance, Failure> {
+    fn run(&mut self, _report: &dyn Report, spec: &Spec, port: u16) -> Result<Instance, Failure> {
         let args = start_args(spec)?;
         let (child, started) =
             detached::spawn(spec, "krunvm".as_ref(), &args, &[], EnvMode::Inherit)?;
@@ -174,9 +180,9 @@ impl Backend for Krunvm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployment::{DEFAULT_IMAGE, Deployment, Place};
-    use crate::engine_env::engine_env;
-    use crate::secrets::{DeployEnv, Secret};
+    use crate::core::deployment::{DEFAULT_IMAGE, Deployment, Place};
+    use crate::core::engine_env::engine_env;
+    use crate::core::secret::{DeployEnv, Secret};
 
     fn spec(secret: bool) -> Spec {
         let mut d = Deployment::new("vm", Place::Local);

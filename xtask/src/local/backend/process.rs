@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::Duration;
 
-use super::backend::{Backend, Failure, Instance, Kind, Parts, Presence, Spec};
 use super::detached::{self, EnvMode};
-use crate::engine_env::{DATA_DIR, EnvValue};
-use crate::verbs::Ctx;
+use super::{Backend, Failure, Instance, Kind, Parts, Presence, Spec};
+use crate::core::engine_env::{DATA_DIR, EnvValue};
+use crate::edge::Edge;
+use crate::report::Report;
 
-#[derive(Default)]
 pub struct Process {
+    edge: Edge,
     engine: Option<PathBuf>,
     parts: Parts,
     child: Option<Child>,
@@ -52,13 +53,20 @@ pub fn host_env(spec: &Spec, port: u16) -> Vec<(String, EnvValue)> {
     env
 }
 
-impl Backend for Process {
-    fn kind(&self) -> Kind {
-        Kind::Process
+impl Process {
+    pub fn new(edge: &Edge) -> Process {
+        Process {
+            edge: edge.clone(),
+            engine: None,
+            parts: Parts::default(),
+            child: None,
+        }
     }
+}
 
-    fn ensure(&mut self, ctx: &Ctx, _spec: &Spec) -> Result<(), String> {
-        let engine = match std::env::var_os("WB_ENGINE_BIN").filter(|v| !v.is_empty()) {
+impl Backend for Process {
+    fn ensure(&mut self, report: &dyn Report, _spec: &Spec) -> Result<(), String> {
+        let engine = match self.edge.vars.os("WB_ENGINE_BIN") {
             Some(path) => {
                 let path = PathBuf::from(path);
                 if !path.is_file() {
@@ -69,7 +77,7 @@ impl Backend for Process {
                 }
                 path
             }
-            None => super::image::build_engine(ctx)?,
+            None => super::image::find_engine(&self.edge, report)?,
         };
         let meta = std::fs::metadata(&engine)
             .map_err(|e| format!("cannot read {}: {e}", engine.display()))?;
@@ -85,7 +93,7 @@ impl Backend for Process {
         Ok(())
     }
 
-    fn parts(&mut self, _spec: &Spec) -> Result<Parts, String> {
+    fn parts(&mut self, _report: &dyn Report, _spec: &Spec) -> Result<Parts, String> {
         Ok(self.parts.clone())
     }
 
@@ -93,14 +101,14 @@ impl Backend for Process {
         Ok(())
     }
 
-    fn run(&mut self, spec: &Spec, port: u16) -> Result<Instance, Failure> {
+    fn run(&mut self, _report: &dyn Report, spec: &Spec, port: u16) -> Result<Instance, Failure> {
         let engine = self.engine.clone().expect("ensure ran");
         let mut env: Vec<(String, String)> = host_env(spec, port)
             .into_iter()
             .map(|(n, v)| (n, v.expose().to_string()))
             .collect();
-        if let Some(path) = std::env::var_os("PATH").and_then(|p| p.into_string().ok()) {
-            env.push(("PATH".into(), path));
+        if let Some(path) = self.edge.vars.get("PATH") {
+            env.push(("PATH".into(), path.to_string()));
         }
         let (child, started) = detached::spawn(spec, engine.as_os_str(), &[], &env, EnvMode::Only)?;
         let mut inst = Instance::new(Kind::Process, port);
@@ -148,9 +156,9 @@ impl Backend for Process {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployment::{Deployment, Place};
-    use crate::engine_env::engine_env;
-    use crate::secrets::{DeployEnv, Secret};
+    use crate::core::deployment::{Deployment, Place};
+    use crate::core::engine_env::engine_env;
+    use crate::core::secret::{DeployEnv, Secret};
 
     #[test]
     fn host_env_maps_the_container_view_onto_the_state_dir() {

@@ -1,0 +1,287 @@
+//! Stage 4: what the chosen axes require — credentials in the deploy env, an issuer for
+//! token auth, an app name and region for the cloud, a recipe for the provider, a value
+//! for each declared secret, https URLs, a port in range, no credentials or template
+//! placeholders in the file.
+
+use super::enums::Axes;
+use super::{Context, PLACEHOLDER, Problems, Stage, URL_WITH_PASSWORD, View, shown};
+use crate::core::credentials::{Needs, Want, is_credential_key};
+use crate::core::deployment::{self, Auth, Place, Storage};
+use crate::core::diagnostic::Diagnostic;
+use crate::core::names;
+
+/// What this stage settles for the deployment it may build.
+pub(super) struct Settled {
+    pub provider: String,
+    pub port: Option<u16>,
+}
+
+pub(super) fn check(view: &View, axes: &Axes, cx: &Context, p: &mut Problems) -> Settled {
+    credentials(view, axes, cx, p);
+    storage_and_auth(view, axes, p);
+    let cloud = axes.place == Some(Place::Cloud);
+    if cloud && !view.has("APP") {
+        p.require(
+            view.line_of("ENGINE_PLACE"),
+            "ENGINE_PLACE: cloud needs APP — the provider's app name (lowercase letters, digits, dashes)",
+        );
+    }
+    let provider_ok = names_are_legal(view, cx, p);
+    let provider = provider(view, cloud && provider_ok, cx, p);
+    secrets(view, cx, p);
+    no_credentials_in_the_file(view, cx, p);
+    urls_and_image(view, p);
+    let port = port(view, p);
+    if cloud && !view.has("REGION") {
+        p.require(
+            view.line_of("ENGINE_PLACE"),
+            "ENGINE_PLACE: cloud needs REGION — the provider region to run in (e.g. `iad`)",
+        );
+    }
+    placeholders(view, p);
+    Settled { provider, port }
+}
+
+/// Credentials the axes need must be in the deploy env (never in the file).
+fn credentials(view: &View, axes: &Axes, cx: &Context, p: &mut Problems) {
+    if !cx.require_secrets {
+        return;
+    }
+    let needs = Needs {
+        place: axes.place,
+        storage: axes.storage,
+        database: axes.database,
+    };
+    let missing = |name: &str| {
+        matches!(needs.want(name), Some(Want::Required(_))) && !cx.deploy_env.has(name)
+    };
+    if missing("WB_S3_KEY") || missing("WB_S3_SECRET") {
+        p.require(
+            view.line_of("STORAGE"),
+            "STORAGE: s3 needs WB_S3_KEY + WB_S3_SECRET in your deploy ENV (secrets, not the file)",
+        );
+    }
+    if missing("WB_DATABASE_URL") {
+        p.require(
+            view.line_of("DATABASE"),
+            "DATABASE: postgres needs WB_DATABASE_URL in your deploy ENV — the DSN is a secret",
+        );
+    }
+}
+
+fn storage_and_auth(view: &View, axes: &Axes, p: &mut Problems) {
+    if axes.storage == Some(Storage::S3) {
+        let missing: Vec<&str> = ["STORAGE_ENDPOINT", "STORAGE_BUCKET"]
+            .into_iter()
+            .filter(|k| !view.has(k))
+            .collect();
+        if !missing.is_empty() {
+            p.require(
+                view.line_of("STORAGE"),
+                format!("STORAGE: s3 needs {} in the drawer", missing.join(" and ")),
+            );
+        }
+    }
+    if let Some(a) = axes.auth
+        && a != Auth::Trusted
+        && !view.has("ISSUER")
+    {
+        p.require(
+            view.line_of("AUTH"),
+            format!("AUTH: {a} needs ISSUER — a token needs an issuer"),
+        );
+    }
+}
+
+/// APP, PROVIDER, REGION, ID (or the file stem) follow their name rules. Returns
+/// whether PROVIDER is usable as a name.
+fn names_are_legal(view: &View, cx: &Context, p: &mut Problems) -> bool {
+    if let Some(prop) = view.usable("APP")
+        && !names::is_app_name(&prop.value)
+    {
+        p.require(
+            Some(prop.line),
+            format!(
+                "APP `{}` is not a legal app name — lowercase letters, digits and dashes, starting with a letter, at most 63 characters",
+                shown(&prop.value)
+            ),
+        );
+    }
+    let mut provider_ok = true;
+    for key in ["PROVIDER", "REGION", "ID"] {
+        if let Some(prop) = view.usable(key)
+            && !names::is_slug(&prop.value)
+        {
+            provider_ok &= key != "PROVIDER";
+            p.require(
+                Some(prop.line),
+                format!(
+                    "{key} `{}` must match {} (lowercase letters, digits, dashes)",
+                    shown(&prop.value),
+                    names::SLUG_RULE
+                ),
+            );
+        }
+    }
+    if !view.has("ID") && !names::is_slug(cx.file_stem) {
+        p.require(
+            view.drawer.drawer_line,
+            format!(
+                "the file name `{}` is not a legal ID ({}) — set `:ID:` in the drawer",
+                shown(cx.file_stem),
+                names::SLUG_RULE
+            ),
+        );
+    }
+    provider_ok
+}
+
+/// The provider (default `fly`); a cloud deployment needs its recipe.
+fn provider(view: &View, judge: bool, cx: &Context, p: &mut Problems) -> String {
+    let provider = view
+        .usable("PROVIDER")
+        .map(|prop| prop.value.clone())
+        .unwrap_or_else(|| deployment::DEFAULT_PROVIDER.into());
+    let usable = !view.has("PROVIDER") || view.usable("PROVIDER").is_some();
+    if judge
+        && usable
+        && let Err(why) = (cx.recipe_for)(&provider)
+    {
+        p.require(view.line_of("PROVIDER"), why);
+    }
+    provider
+}
+
+/// Each declared secret has a value and does not shadow a name the kit sets.
+fn secrets(view: &View, cx: &Context, p: &mut Problems) {
+    for secret in &view.drawer.secrets {
+        if crate::core::engine_env::KIT_NAMES.contains(&secret.name.as_str()) {
+            p.require(
+                Some(secret.line),
+                format!(
+                    "secret `{}` would shadow a variable the kit sets from the file — pick another name",
+                    secret.name
+                ),
+            );
+        } else if cx.require_secrets && !cx.deploy_env.has(&secret.name) {
+            p.require(
+                Some(secret.line),
+                format!(
+                    "secret `{0}` is declared but has no value — run `{2} secrets set {0} {1}` (value on stdin) or export {0}",
+                    secret.name, cx.file, cx.program
+                ),
+            );
+        }
+    }
+}
+
+fn no_credentials_in_the_file(view: &View, cx: &Context, p: &mut Problems) {
+    for prop in &view.drawer.properties {
+        let message = if is_credential_key(&prop.key) {
+            format!(
+                "`{0}` looks like a credential — secrets are not in this file: delete the line, then `{2} secrets set {0} {1}`",
+                prop.key, cx.file, cx.program
+            )
+        } else if URL_WITH_PASSWORD.is_match(&prop.value) {
+            format!(
+                "`{}` holds a URL with a password — secrets are not in this file: remove the password and keep it in your deploy ENV",
+                prop.key
+            )
+        } else {
+            continue;
+        };
+        p.error(
+            Stage::Requirements,
+            Diagnostic::error(prop.line, message).sensitive(),
+        );
+    }
+}
+
+/// An absolute `https://` URL, or `http://` to localhost / 127.0.0.1.
+fn is_allowed_url(value: &str) -> bool {
+    let host_of = |rest: &str| -> String {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        host.split(':').next().unwrap_or("").to_ascii_lowercase()
+    };
+    if let Some(rest) = value.strip_prefix("https://") {
+        let host = host_of(rest);
+        return !host.is_empty() && !value.contains(char::is_whitespace);
+    }
+    if let Some(rest) = value.strip_prefix("http://") {
+        return matches!(host_of(rest).as_str(), "localhost" | "127.0.0.1");
+    }
+    false
+}
+
+/// An OCI image reference: registry/name[:tag][@digest], no blanks or quotes.
+fn is_image_ref(value: &str) -> bool {
+    value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/:@+-".contains(c))
+}
+
+fn urls_and_image(view: &View, p: &mut Problems) {
+    for key in ["ISSUER", "JWKS_URL", "STORAGE_ENDPOINT"] {
+        if let Some(prop) = view.usable(key)
+            && !URL_WITH_PASSWORD.is_match(&prop.value)
+            && !is_allowed_url(&prop.value)
+        {
+            p.require(
+                Some(prop.line),
+                format!(
+                    "{key} must be an absolute https:// URL (http:// only for localhost/127.0.0.1), not `{}`",
+                    shown(&prop.value)
+                ),
+            );
+        }
+    }
+    if let Some(prop) = view.usable("IMAGE")
+        && !is_image_ref(&prop.value)
+    {
+        p.require(
+            Some(prop.line),
+            format!(
+                "IMAGE `{}` is not an image reference — e.g. `ghcr.io/owner/name:tag`",
+                shown(&prop.value)
+            ),
+        );
+    }
+}
+
+fn port(view: &View, p: &mut Problems) -> Option<u16> {
+    let Some(prop) = view.usable("PORT") else {
+        return Some(deployment::DEFAULT_PORT);
+    };
+    match prop.value.parse::<u16>() {
+        Ok(port) if port >= 1 => Some(port),
+        _ => {
+            p.require(
+                Some(prop.line),
+                format!(
+                    "PORT must be an integer 1–65535, not `{}`",
+                    shown(&prop.value)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn placeholders(view: &View, p: &mut Problems) {
+    for key in &view.placeholders {
+        let prop = view
+            .drawer
+            .get(key)
+            .expect("placeholder keys come from the drawer");
+        let found = PLACEHOLDER
+            .find(&prop.value)
+            .map(|m| m.as_str())
+            .unwrap_or("<…>");
+        p.require(
+            Some(prop.line),
+            format!("fill in {key} — `{found}` is a template placeholder"),
+        );
+    }
+}

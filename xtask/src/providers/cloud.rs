@@ -1,0 +1,438 @@
+//! Converging a cloud deployment through its provider recipe.
+//!
+//! `apply` executes the one [`Plan`]: an unchanged deployment makes no mutating provider
+//! call — only a read-only `status` probe, and it converges when that probe fails; a
+//! changed one runs `up`; `--force` always runs `up`. See docs/cloud.md.
+
+use std::path::PathBuf;
+
+use super::resolve::Recipes;
+use super::sealed::{Action, RecipeRun, sealed_env};
+use super::spawn::{self, Finished, PrivateTemp, Stdout};
+use crate::core::credentials::{BEARER, SIGNING_KEY};
+use crate::core::deployment::Deployment;
+use crate::core::plan::{self, Applied, Intended, Plan, hex};
+use crate::core::render::Artifact;
+use crate::core::secret::{DeployEnv, Secret};
+use crate::edge::Edge;
+use crate::error::Error;
+use crate::report::Report;
+use crate::state::{self, FileLock, Paths, store};
+
+/// Everything a cloud verb works with, captured by the verb.
+pub struct Cloud<'a> {
+    pub d: &'a Deployment,
+    pub deploy_env: &'a DeployEnv,
+    pub paths: &'a Paths,
+    pub recipes: &'a Recipes,
+    pub edge: &'a Edge,
+    pub report: &'a dyn Report,
+    /// Recipe stdout goes to stderr (`--json`: stdout holds only the JSON object).
+    pub json: bool,
+    /// How messages name the file (`cargo xtask deploy … <file>`).
+    pub shown: &'a str,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone)]
+pub struct Converged {
+    pub changed: bool,
+    pub changes: Vec<String>,
+    pub forced: bool,
+    pub url: String,
+    /// `generated` on the apply that made the bearer, else `existing`.
+    pub bearer: &'static str,
+}
+
+/// What `down` did: the recipe's own `kept:` / `destroyed:` lines.
+#[derive(Debug, Clone)]
+pub struct Down {
+    pub kept: Vec<String>,
+    pub destroyed: Vec<String>,
+}
+
+/// A recipe located and its header read: ready to spawn.
+struct Recipe {
+    bootstrap: PathBuf,
+    passthrough: Vec<String>,
+    artifacts: Vec<Artifact>,
+}
+
+impl<'a> Cloud<'a> {
+    fn recipe(&self) -> Result<Recipe, Error> {
+        let provider = &self.d.provider;
+        if !self.recipes.has(provider) {
+            return Err(self.recipes.unknown(provider).into());
+        }
+        let header = self.recipes.header(provider)?;
+        for warning in &header.warnings {
+            self.report.warn(warning);
+        }
+        if let Some(missing) = missing_cli(self.edge, &header.cli) {
+            return Err(format!(
+                "the {provider} recipe needs `{}` on PATH — install it, then apply again (nothing was changed)",
+                missing.join("` or `")
+            )
+            .into());
+        }
+        self.recipes.materialize()?;
+        Ok(Recipe {
+            bootstrap: self.recipes.bootstrap(provider)?,
+            passthrough: header.passthrough,
+            artifacts: header.artifacts,
+        })
+    }
+
+    /// What apply would converge to, with this deploy env.
+    fn intended(&self, recipe: &Recipe, deploy_env: &DeployEnv) -> Intended {
+        Intended::new(
+            self.d,
+            deploy_env,
+            self.recipes.text(&self.d.provider),
+            &recipe.artifacts,
+        )
+    }
+
+    /// Runs one action with the sealed env; the artifacts live in a private temp dir
+    /// for exactly the length of the run.
+    fn spawn(
+        &self,
+        recipe: &Recipe,
+        intended: &Intended,
+        action: Action,
+        out: Stdout,
+    ) -> Result<Finished, Error> {
+        let temp = PrivateTemp::new(&self.edge.temp)?;
+        let mut files = Vec::new();
+        for (artifact, text) in &intended.artifacts {
+            files.push((*artifact, temp.write(artifact.file_name(), text)?));
+        }
+        let run = RecipeRun {
+            action,
+            providers_dir: &self.recipes.root,
+            artifacts: &files,
+            passthrough: &recipe.passthrough,
+        };
+        let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
+        let finished = spawn::run(&recipe.bootstrap, env, out)?;
+        drop(temp);
+        Ok(finished)
+    }
+
+    fn stdout(&self) -> Stdout {
+        if self.json {
+            Stdout::ToStderr
+        } else {
+            Stdout::Forward
+        }
+    }
+
+    /// A recipe that did not succeed: its code passes through, with one line saying what.
+    fn failed(&self, action: Action, code: i32, extra: &str) -> Error {
+        let (what, code) = if spawn::interrupted() {
+            ("interrupted — the", spawn::interrupted_code())
+        } else {
+            ("the", code)
+        };
+        let message = format!(
+            "{what} {} recipe's `{}` {} (exit {code}){extra}",
+            self.d.provider,
+            action.as_str(),
+            if spawn::interrupted() {
+                "stopped"
+            } else {
+                "failed"
+            },
+        );
+        if spawn::interrupted() {
+            return Error::Interrupted { code, message };
+        }
+        Error::Recipe {
+            action: action.as_str(),
+            code,
+            message,
+        }
+    }
+
+    /// The inputs that mean "build from source": a set passthrough named `*_DOCKERFILE`
+    /// (a build context cannot be fingerprinted, so `up` runs every time).
+    fn builds_from_source(&self, recipe: &Recipe) -> Option<String> {
+        recipe
+            .passthrough
+            .iter()
+            .find(|n| n.ends_with("_DOCKERFILE") && self.edge.vars.is_set(n))
+            .cloned()
+    }
+
+    /// Makes the bearer when there is none (SPEC §8: shown once, on stderr).
+    fn ensure_bearer(&self, store: &store::Store) -> Result<(DeployEnv, &'static str), Error> {
+        let deploy_env = store::capture(&self.edge.vars, store)?;
+        if deploy_env.has(BEARER) {
+            return Ok((deploy_env, "existing"));
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        let token = hex(&bytes);
+        store.set(BEARER, Secret::new(token.clone()))?;
+        // The one place the kit ever prints a secret (SPEC §8): stderr, human text, once.
+        self.report.info(&format!(
+            "control-plane locked — export WB_ENGINE_TOKEN={token}"
+        ));
+        self.report.info(&format!(
+            "  (stored once in {}, never rotated; this is the only time it is shown)",
+            store.path().display()
+        ));
+        Ok((store::capture(&self.edge.vars, store)?, "generated"))
+    }
+
+    pub fn apply(&self, force: bool) -> Result<Converged, Error> {
+        spawn::sweep_stale_temp_dirs(&self.edge.temp);
+        let dir = self.paths.ensure()?;
+        let _lock = FileLock::acquire(&self.paths.lock())?;
+        state::sweep_temp_files(dir);
+        let recipe = self.recipe()?;
+        // Under the lock, read the deploy env again: another apply may have just made
+        // the bearer.
+        let (deploy_env, bearer) = self.ensure_bearer(&self.paths.store())?;
+        if !deploy_env.has(SIGNING_KEY) {
+            self.report.warn(&format!(
+                "{SIGNING_KEY} is unset — the engine identity will change on every deploy; make one with `{} secrets generate {SIGNING_KEY} {}`",
+                self.edge.program, self.shown
+            ));
+        }
+        let intended = self.intended(&recipe, &deploy_env);
+        let salt = state::salt(dir)?;
+        let before = state::last_applied(dir);
+        let plan = plan::plan(
+            self.d,
+            &intended,
+            before.as_ref().map(|b| (b, salt.as_slice())),
+        );
+        let fingerprint = intended.fingerprint(self.d, &salt);
+        let from_source = self.builds_from_source(&recipe);
+        let mut changes = plan.lines();
+        if !force && plan.unchanged() && from_source.is_none() {
+            match self.unchanged(&recipe, &intended)? {
+                Some(url) => {
+                    return Ok(Converged {
+                        changed: false,
+                        changes: Vec::new(),
+                        forced: false,
+                        url,
+                        bearer,
+                    });
+                }
+                None => changes.push("re-create: the provider's status failed".into()),
+            }
+        } else {
+            self.announce(force, from_source.as_deref(), &plan);
+        }
+        // From here on the provider's state is in flux: no record until `up` succeeds.
+        state::forget_applied(dir)?;
+        let up = self.spawn(&recipe, &intended, Action::Up, self.stdout())?;
+        if up.code != 0 {
+            return Err(self.failed(
+                Action::Up,
+                up.code,
+                " — nothing was recorded as applied, so the next apply converges",
+            ));
+        }
+        let url = up.url().map(str::to_string).ok_or_else(|| {
+            self.failed(Action::Up, 1, " — it printed no `url: …` line on stdout")
+        })?;
+        state::record_applied(
+            dir,
+            &Applied {
+                intended: fingerprint,
+                resolved: Default::default(),
+            },
+        )?;
+        Ok(Converged {
+            changed: true,
+            changes,
+            forced: force,
+            url,
+            bearer,
+        })
+    }
+
+    fn announce(&self, force: bool, from_source: Option<&str>, plan: &Plan) {
+        if force {
+            self.report
+                .info("--force: running `up` whatever the last-applied record says");
+        } else if let Some(name) = from_source {
+            self.report.info(&format!(
+                "{name} is set: the build context cannot be fingerprinted, so `up` runs every time"
+            ));
+        } else {
+            self.report.info("apply will:");
+            for change in plan.lines() {
+                self.report.info(&format!("  - {change}"));
+            }
+        }
+    }
+
+    /// An unchanged deployment: confirm the app still exists with a read-only probe.
+    /// `Some(url)` when it does; `None` when the probe failed (converge).
+    fn unchanged(&self, recipe: &Recipe, intended: &Intended) -> Result<Option<String>, Error> {
+        let probe = self.spawn(recipe, intended, Action::Status, Stdout::Quiet)?;
+        if spawn::interrupted() {
+            return Err(self.failed(Action::Status, spawn::interrupted_code(), ""));
+        }
+        if probe.code != 0 {
+            self.report.info(&format!(
+                "the provider's `status` failed (exit {}) — the app may be gone; converging",
+                probe.code
+            ));
+            return Ok(None);
+        }
+        let url = self.url_of(recipe, intended)?;
+        self.report.good(&format!(
+            "unchanged — {} is as last applied; nothing to do",
+            self.d.id
+        ));
+        Ok(Some(url))
+    }
+
+    fn current(&self) -> Result<(Recipe, Intended), Error> {
+        let recipe = self.recipe()?;
+        let intended = self.intended(&recipe, self.deploy_env);
+        Ok((recipe, intended))
+    }
+
+    pub fn down(&self) -> Result<Down, Error> {
+        spawn::sweep_stale_temp_dirs(&self.edge.temp);
+        let dir = self.paths.ensure()?;
+        let _lock = FileLock::acquire(&self.paths.lock())?;
+        state::sweep_temp_files(dir);
+        let (recipe, intended) = self.current()?;
+        let finished = self.spawn(&recipe, &intended, Action::Down, self.stdout())?;
+        if finished.code != 0 {
+            return Err(self.failed(Action::Down, finished.code, ""));
+        }
+        state::forget_applied(dir)?;
+        let lines = |prefix: &str| -> Vec<String> {
+            finished
+                .stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .map(|l| l.trim().to_string())
+                .collect()
+        };
+        Ok(Down {
+            kept: lines("kept:"),
+            destroyed: lines("destroyed:"),
+        })
+    }
+
+    /// `status` and `logs`: the provider's own words, live; returned for `--json`.
+    pub fn show(&self, action: Action) -> Result<String, Error> {
+        let (recipe, intended) = self.current()?;
+        let finished = self.spawn(&recipe, &intended, action, self.stdout())?;
+        if finished.code != 0 {
+            return Err(self.failed(action, finished.code, ""));
+        }
+        Ok(finished.stdout)
+    }
+
+    /// Whether a successful apply is on record.
+    pub fn applied(&self) -> bool {
+        state::last_applied(&self.paths.dir).is_some()
+    }
+
+    fn url_of(&self, recipe: &Recipe, intended: &Intended) -> Result<String, Error> {
+        let finished = self.spawn(recipe, intended, Action::Url, Stdout::Quiet)?;
+        if finished.code != 0 {
+            self.report.info(finished.stderr.trim_end());
+            return Err(self.failed(Action::Url, finished.code, ""));
+        }
+        finished
+            .url()
+            .map(str::to_string)
+            .ok_or_else(|| self.failed(Action::Url, 1, " — it printed no `url: …` line"))
+    }
+
+    pub fn url(&self) -> Result<String, Error> {
+        let (recipe, intended) = self.current()?;
+        self.url_of(&recipe, &intended)
+    }
+
+    /// `verify`: GET `<url>/health` with the bearer, through `curl` — the header goes in
+    /// on stdin as curl config (`--config -`), never in argv. `WB_VERIFY_URL` replaces
+    /// the recipe's URL (a local server in tests, a tunnel). Returns the base URL, the
+    /// health URL and the status (0 when nothing answered).
+    pub fn verify(&self) -> Result<(String, String, u16), Error> {
+        let Some(bearer) = self.deploy_env.get(BEARER) else {
+            return Err(format!(
+                "{BEARER} is not set — run `{} apply {}` first (it makes the bearer)",
+                self.edge.program, self.shown
+            )
+            .into());
+        };
+        let base = match self.edge.vars.get("WB_VERIFY_URL") {
+            Some(url) => url.to_string(),
+            None => self.url()?,
+        };
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(format!(
+                "the URL to verify is not an http(s) URL: `{base}` — refusing to send the bearer there"
+            )
+            .into());
+        }
+        let health = format!("{}/health", base.trim_end_matches('/'));
+        let code = curl_status(self.edge, &health, bearer)?;
+        Ok((base, health, code))
+    }
+}
+
+/// The first CLI group none of whose alternatives is on PATH.
+pub fn missing_cli<'h>(edge: &Edge, cli: &'h [Vec<String>]) -> Option<&'h [String]> {
+    cli.iter()
+        .find(|alts| alts.iter().all(|a| edge.vars.which(a).is_none()))
+        .map(Vec::as_slice)
+}
+
+/// The HTTP status of a GET with the bearer (0 when nothing answered). Proxy variables
+/// are cleared: the bearer goes to the URL's host and nowhere else.
+fn curl_status(edge: &Edge, url: &str, bearer: &Secret) -> Result<u16, String> {
+    let Some(curl) = edge.vars.which("curl") else {
+        return Err("`verify` needs curl on PATH (https://curl.se/download.html)".into());
+    };
+    let quoted = bearer.expose().replace('\\', "\\\\").replace('"', "\\\"");
+    let config = format!("header = \"Authorization: Bearer {quoted}\"\n");
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let Some(path) = edge.vars.get("PATH") {
+        env.push(("PATH".into(), path.into()));
+    }
+    let out = duct::cmd(
+        curl,
+        [
+            "-q",
+            "--silent",
+            "--show-error",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code}",
+            "--max-time",
+            "30",
+            "--retry",
+            "2",
+            "--retry-connrefused",
+            "--config",
+            "-",
+            "--url",
+            url,
+        ],
+    )
+    .full_env(env)
+    .stdin_bytes(config)
+    .stdout_capture()
+    .unchecked()
+    .run()
+    .map_err(|e| format!("cannot run curl: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0))
+}

@@ -1,0 +1,148 @@
+//! A recipe's header: the leading comment block of its `bootstrap.sh`, read inertly
+//! (nothing in it is executed). Directives (SPEC §13.1, §18):
+//! `# wb-passthrough: NAME …` — its own CLI's credentials, taken from the caller's env;
+//! `# wb-artifacts: NAME …` — what the kit renders for it (`fly-toml`);
+//! `# wb-cli: NAME|ALT …` — the provider CLIs it runs (checked before anything else).
+//! Other `wb-*` directives of contract v2 are accepted and not yet acted on; an unknown
+//! one is a warning naming it.
+
+use crate::core::names;
+use crate::core::render::Artifact;
+
+/// The directives of contract v2 (SPEC §18).
+const KNOWN: &[&str] = &[
+    "wb-passthrough",
+    "wb-properties",
+    "wb-requires",
+    "wb-supports",
+    "wb-artifacts",
+    "wb-readonly",
+    "wb-cli",
+];
+
+/// What a recipe's header declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    pub passthrough: Vec<String>,
+    pub artifacts: Vec<Artifact>,
+    /// `# wb-cli:` — each word a CLI the recipe needs; `a|b` means either will do.
+    pub cli: Vec<Vec<String>>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the header of `provider`'s recipe. A passthrough name that is not a variable
+/// name, that the kit sets itself or that changes how bash runs is refused; a
+/// provider-namespaced `WB_<PROVIDER>_*` name (a setting of that provider's own) is
+/// allowed.
+pub fn scan(script: &str, provider: &str) -> Result<Header, String> {
+    let mut header = Header::default();
+    for line in script.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let Some(comment) = trimmed.strip_prefix('#') else {
+            break;
+        };
+        let Some((directive, words)) = comment.trim_start().split_once(':') else {
+            continue;
+        };
+        let directive = directive.trim();
+        match directive {
+            "wb-passthrough" => {
+                for name in words.split_whitespace() {
+                    check_passthrough(name, provider)?;
+                    if !header.passthrough.iter().any(|n| n == name) {
+                        header.passthrough.push(name.to_string());
+                    }
+                }
+            }
+            "wb-artifacts" => {
+                for name in words.split_whitespace() {
+                    let artifact = Artifact::parse(name).ok_or_else(|| {
+                        let known: Vec<&str> = Artifact::ALL.iter().map(|a| a.name()).collect();
+                        format!(
+                            "the recipe's `# wb-artifacts:` line names `{name}`, which the kit does not render (known: {})",
+                            known.join(", ")
+                        )
+                    })?;
+                    if !header.artifacts.contains(&artifact) {
+                        header.artifacts.push(artifact);
+                    }
+                }
+            }
+            "wb-cli" => header.cli.extend(
+                words
+                    .split_whitespace()
+                    .map(|w| w.split('|').map(str::to_string).collect()),
+            ),
+            d if KNOWN.contains(&d) => {}
+            d if d.starts_with("wb-") && !d.contains(char::is_whitespace) => header.warnings.push(
+                format!("the recipe's header has an unknown directive `{d}` — ignored"),
+            ),
+            _ => {}
+        }
+    }
+    Ok(header)
+}
+
+fn check_passthrough(name: &str, provider: &str) -> Result<(), String> {
+    if !names::is_secret_name(name) {
+        return Err(format!(
+            "the recipe's `# wb-passthrough:` line names `{name}`, which is not a variable name ({})",
+            names::SECRET_RULE
+        ));
+    }
+    let own = format!("WB_{}_", provider.to_ascii_uppercase().replace('-', "_"));
+    let kit_owned = (name.starts_with("WB_") && !name.starts_with(&own))
+        || super::sealed::KIT_INPUTS.contains(&name)
+        || super::sealed::is_shell_sensitive(name);
+    if kit_owned {
+        return Err(format!(
+            "the recipe's `# wb-passthrough:` line names `{name}`, which the kit sets itself or which changes how bash runs — a recipe may pass through only its own CLI's credentials and its own `{own}*` settings"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_is_the_top_comment_block_only() {
+        let script = "#!/usr/bin/env bash\n# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN\n# wb-artifacts: fly-toml\n# wb-cli: flyctl|fly\n#\nset -e\n# wb-passthrough: LATE\n";
+        let h = scan(script, "fly").unwrap();
+        assert_eq!(h.cli, [vec!["flyctl".to_string(), "fly".to_string()]]);
+        assert_eq!(h.passthrough, ["FLY_API_TOKEN", "FLY_ACCESS_TOKEN"]);
+        assert_eq!(h.artifacts, [Artifact::FlyToml]);
+        assert!(h.warnings.is_empty());
+    }
+
+    #[test]
+    fn kit_names_and_shell_steering_names_are_refused() {
+        for bad in [
+            "PATH",
+            "WB_HOME",
+            "BASH_ENV",
+            "LD_PRELOAD",
+            "lower",
+            "UPDATE",
+            "WB_K8S_X",
+        ] {
+            assert!(
+                scan(&format!("# wb-passthrough: {bad}\n"), "fly").is_err(),
+                "{bad}"
+            );
+        }
+        let own = scan("# wb-passthrough: WB_FLY_DOCKERFILE\n", "fly").unwrap();
+        assert_eq!(own.passthrough, ["WB_FLY_DOCKERFILE"]);
+    }
+
+    #[test]
+    fn unknown_directives_and_artifacts() {
+        let h = scan("# wb-colour: red\n", "x").unwrap();
+        assert_eq!(h.warnings.len(), 1);
+        assert!(scan("# wb-artifacts: helm-chart\n", "x").is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! The sealed environment of a recipe run (SPEC §7.4): a pure function of the
+//! deployment, its engine env and the caller's captured environment. The values stay in
+//! a [`SealedEnv`], whose `Debug` shows names only; they leave it only where the child
+//! is spawned.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::core::deployment::Deployment;
+use crate::core::engine_env::EngineEnv;
+use crate::core::render::Artifact;
+use crate::edge::Vars;
+
+/// The complete environment of one recipe run, in order.
+pub struct SealedEnv(Vec<(String, OsString)>);
+
+impl std::fmt::Debug for SealedEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl SealedEnv {
+    /// The names, in order (values never leave except into a child).
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// A duct expression for `program args…` with exactly this environment.
+    pub fn into_expression(self, program: &str, args: &[&OsStr]) -> duct::Expression {
+        duct::cmd(program, args).full_env(self.0)
+    }
+
+    /// A std command for `program` with exactly this environment (tests run the spine
+    /// with it).
+    pub fn into_command(self, program: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.env_clear().envs(self.0);
+        cmd
+    }
+}
+
+/// The actions the spine's `wb_recipe_run` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Up,
+    Secrets,
+    Down,
+    Status,
+    Logs,
+    Url,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Secrets => "secrets",
+            Action::Down => "down",
+            Action::Status => "status",
+            Action::Logs => "logs",
+            Action::Url => "url",
+        }
+    }
+}
+
+/// The names the kit itself sets for a recipe run.
+pub const KIT_INPUTS: &[&str] = &[
+    "PATH",
+    "HOME",
+    "WB_RECIPE_ACTION",
+    "WB_PROVIDERS_DIR",
+    "WB_IMAGE",
+    "WB_APP_NAME",
+    "WB_PORT",
+    "WB_REGION",
+    "WB_SECRET_KEYS",
+    "WB_ENGINE_KEYS",
+    "UPDATE",
+];
+
+/// Generic passthroughs every recipe gets when the caller sets them: `UPDATE`
+/// (re-apply, never create).
+pub const GENERIC_PASSTHROUGH: &[&str] = &["UPDATE"];
+
+/// The PATH a recipe gets when the caller has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Names that change how bash or the dynamic loader behaves: never set from a secret or
+/// a passthrough, whatever the deployment declares.
+pub(super) fn is_shell_sensitive(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "CDPATH",
+        "GLOBIGNORE",
+        "POSIXLY_CORRECT",
+        "PS4",
+        "TMOUT",
+        "SHELL",
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+    ];
+    NAMES.contains(&name)
+        || name.starts_with("BASH_")
+        || name.starts_with("LD_")
+        || name.starts_with("DYLD_")
+}
+
+/// What one recipe run is asked to do, beyond the deployment and its engine env.
+#[derive(Debug, Clone)]
+pub struct RecipeRun<'a> {
+    pub action: Action,
+    /// The recipes root (`WB_PROVIDERS_DIR` for the recipe; where `_recipe.sh` is).
+    pub providers_dir: &'a Path,
+    /// The artifacts the recipe asked for, rendered into the run's private temp dir.
+    pub artifacts: &'a [(Artifact, PathBuf)],
+    /// Names from the recipe's `# wb-passthrough:` header.
+    pub passthrough: &'a [String],
+}
+
+/// The complete environment of a recipe run, in order — nothing else reaches the
+/// recipe. `caller` reads the kit's own environment (PATH, HOME, the passthroughs);
+/// everything else comes from the deployment and its engine env.
+///
+/// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
+/// WB_REGION, WB_SECRET_KEYS, the engine env (each by name, in its order), WB_ENGINE_KEYS,
+/// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
+/// recipe's own passthroughs.
+/// Unset or empty caller values are left out, as are the deployment's absent optionals.
+///
+/// Refuses an engine variable whose name would replace a kit input with another value
+/// (a secret named `PATH`), or that changes how bash runs (`BASH_ENV`, `IFS`, `LD_*`…).
+pub fn sealed_env(
+    d: &Deployment,
+    engine: &EngineEnv,
+    run: &RecipeRun,
+    caller: &Vars,
+) -> Result<SealedEnv, String> {
+    let set = |name: &str| caller.os(name).map(OsStr::to_owned);
+    let mut env: Vec<(String, OsString)> = Vec::new();
+    let put = |env: &mut Vec<(String, OsString)>, name: &str, value: OsString| {
+        env.push((name.to_string(), value));
+    };
+    put(
+        &mut env,
+        "PATH",
+        set("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+    );
+    if let Some(home) = set("HOME") {
+        put(&mut env, "HOME", home);
+    }
+    put(&mut env, "WB_RECIPE_ACTION", run.action.as_str().into());
+    put(
+        &mut env,
+        "WB_PROVIDERS_DIR",
+        run.providers_dir.as_os_str().to_owned(),
+    );
+    put(&mut env, "WB_IMAGE", d.image.clone().into());
+    if let Some(app) = &d.app {
+        put(&mut env, "WB_APP_NAME", app.into());
+    }
+    put(&mut env, "WB_PORT", d.port.to_string().into());
+    if let Some(region) = &d.region {
+        put(&mut env, "WB_REGION", region.into());
+    }
+    put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
+
+    let reserved = |name: &str| {
+        KIT_INPUTS.contains(&name)
+            || GENERIC_PASSTHROUGH.contains(&name)
+            || run.passthrough.iter().any(|p| p == name)
+    };
+    for (name, value) in &engine.0 {
+        if is_shell_sensitive(name) {
+            return Err(format!(
+                "the engine env holds `{name}`, a name that changes how bash or the loader behaves — rename that secret"
+            ));
+        }
+        if let Some((_, existing)) = env.iter().find(|(n, _)| n == name) {
+            if existing.to_str() == Some(value.expose()) {
+                continue;
+            }
+            return Err(format!(
+                "the engine env's `{name}` would replace the kit's own `{name}` for the recipe — rename that secret"
+            ));
+        }
+        if reserved(name) {
+            return Err(format!(
+                "the engine env holds `{name}`, which the kit passes to the recipe from your environment — rename that secret"
+            ));
+        }
+        put(&mut env, name, value.expose().into());
+    }
+    put(&mut env, "WB_ENGINE_KEYS", engine.names().join(" ").into());
+    for (artifact, path) in run.artifacts {
+        put(&mut env, artifact.env_var(), path.as_os_str().to_owned());
+    }
+    for name in GENERIC_PASSTHROUGH.iter().copied() {
+        if let Some(value) = set(name) {
+            put(&mut env, name, value);
+        }
+    }
+    for name in run.passthrough {
+        if env.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        if let Some(value) = set(name) {
+            put(&mut env, name, value);
+        }
+    }
+    Ok(SealedEnv(env))
+}

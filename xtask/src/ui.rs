@@ -1,0 +1,86 @@
+//! The verbs' voice: human text on stderr (colored only on a terminal without
+//! `NO_COLOR`), data on stdout. A closed stdout or stderr is not a crash: writes to it
+//! stop quietly and the process ends with the code the work would have had (SPEC §16,
+//! ripgrep's habit).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::edge::Edge;
+use crate::report::Report;
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// How to talk to the user.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub json: bool,
+    pub color: bool,
+}
+
+impl Ui {
+    pub fn new(edge: &Edge, json: bool) -> Ui {
+        Ui {
+            json,
+            color: !edge.no_color && edge.stderr_tty,
+        }
+    }
+
+    /// A line of human text on stderr.
+    pub fn say(&self, text: &str) {
+        err(&format!("{text}\n"));
+    }
+
+    /// Bold green (or plain) for a success line.
+    pub fn green(&self, text: &str) -> String {
+        self.paint("1;32", text)
+    }
+
+    pub fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+impl Report for Ui {
+    fn info(&self, text: &str) {
+        self.say(text);
+    }
+
+    fn good(&self, text: &str) {
+        self.say(&self.green(text));
+    }
+
+    fn warn(&self, text: &str) {
+        self.say(&format!("warning: {text}"));
+    }
+}
+
+/// Writes to stdout; after the reader went away, nothing more is written.
+pub fn out(text: &str) {
+    write(&STDOUT_CLOSED, &mut std::io::stdout().lock(), text);
+}
+
+/// Writes to stderr; after it closed, nothing more is written.
+pub fn err(text: &str) {
+    write(&STDERR_CLOSED, &mut std::io::stderr().lock(), text);
+}
+
+fn write(closed: &AtomicBool, stream: &mut dyn Write, text: &str) {
+    if closed.load(Ordering::Relaxed) {
+        return;
+    }
+    if stream
+        .write_all(text.as_bytes())
+        .and_then(|()| stream.flush())
+        .is_err()
+    {
+        // EPIPE (the reader left) or any other failure to write: the user cannot
+        // hear us on this stream any more; the work's exit code still stands.
+        closed.store(true, Ordering::Relaxed);
+    }
+}

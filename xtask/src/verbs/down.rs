@@ -1,0 +1,75 @@
+//! `down`: stop the engine, keep the data. Locally the kit knows where the data is; in
+//! the cloud it repeats what the recipe says it kept and destroyed, and claims nothing
+//! on its own.
+
+use serde_json::json;
+
+use super::{Ctx, Outcome, Verdict, local_failure, local_fields, paths};
+use crate::core::deployment::{Deployment, Place};
+use crate::load::Loaded;
+use crate::local::Local;
+use crate::providers::cloud::Cloud;
+
+pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
+    let paths = paths(loaded, d);
+    if d.place == Place::Local {
+        let local = Local {
+            d,
+            deploy_env: &loaded.deploy_env,
+            paths: &paths,
+            edge: cx.edge,
+            report: &cx.ui,
+        };
+        let (at, was_running) = local.down().map_err(local_failure)?;
+        if was_running || at.backend.is_some() {
+            cx.ui.say(&cx.ui.green(&format!(
+                "runtime down — data preserved at {}",
+                at.data.display()
+            )));
+        } else {
+            cx.ui.say(&format!(
+                "runtime down — nothing was running; data (if any) at {}",
+                at.data.display()
+            ));
+        }
+        let mut fields = local_fields(&at);
+        fields.insert("was_running".into(), json!(was_running));
+        return Ok(Outcome { code: 0, fields });
+    }
+    let recipes = loaded.recipes.clone()?;
+    let cloud = Cloud {
+        d,
+        deploy_env: &loaded.deploy_env,
+        paths: &paths,
+        recipes: &recipes,
+        edge: cx.edge,
+        report: &cx.ui,
+        json: cx.ui.json,
+        shown: &loaded.shown,
+    };
+    let done = cloud.down()?;
+    cx.ui.say(&cx.ui.green(&format!(
+        "down — {} at {}; its secret store (and bearer) stay in {}",
+        d.id,
+        d.provider,
+        paths.dir.display()
+    )));
+    if done.kept.is_empty() && done.destroyed.is_empty() {
+        cx.ui.say(&format!(
+            "the {} recipe did not say what it kept — see its output above",
+            d.provider
+        ));
+    }
+    for kept in &done.kept {
+        cx.ui.say(&format!("kept: {kept}"));
+    }
+    for destroyed in &done.destroyed {
+        cx.ui.say(&format!("destroyed: {destroyed}"));
+    }
+    Ok(Outcome::ok(json!({
+        "id": d.id,
+        "provider": d.provider,
+        "kept": done.kept,
+        "destroyed": done.destroyed,
+    })))
+}
