@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG
+# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG WB_FLY_CONFIG WB_FLY_DOCKERFILE
+# wb-artifacts: fly-toml
+# wb-cli: flyctl|fly
 #
 # Fly.io recipe: deploys the engine image as one Fly Machine with one volume.
 #

@@ -239,3 +239,52 @@ pub fn require_tool(tool: &str) -> bool {
     }
     found
 }
+
+/// Checks a deployment file's text the way every verb does (`xtask::load::check_file`):
+/// the golden files, the properties and the spine parity test share this one path.
+/// `providers` are the provider names that have a recipe.
+pub fn check_text(
+    shown: &str,
+    stem: &str,
+    text: Option<&str>,
+    id: Option<&str>,
+    env: &xtask::core::secret::DeployEnv,
+    providers: &[&str],
+) -> (xtask::core::drawer::Drawer, xtask::core::validate::Checked) {
+    let read = xtask::load::FileText {
+        text: text.map(str::to_string),
+        diagnostics: Vec::new(),
+    };
+    check_read(shown, stem, &read, id, env, providers)
+}
+
+/// [`check_text`] for what `xtask::load::read_file` returned.
+pub fn check_read(
+    shown: &str,
+    stem: &str,
+    read: &xtask::load::FileText,
+    id: Option<&str>,
+    env: &xtask::core::secret::DeployEnv,
+    providers: &[&str],
+) -> (xtask::core::drawer::Drawer, xtask::core::validate::Checked) {
+    let recipe_for = |p: &str| {
+        if providers.contains(&p) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no provider recipe for `{p}` — expected providers/{p}/bootstrap.sh; known providers: {} (WB_PROVIDERS_DIR, repo, or bundled)",
+                providers.join(", ")
+            ))
+        }
+    };
+    let inputs = xtask::load::Inputs {
+        shown,
+        stem,
+        id,
+        program: "cargo xtask deploy",
+        deploy_env: env,
+        recipe_for: &recipe_for,
+        require_secrets: true,
+    };
+    xtask::load::check_file(read, &inputs)
+}

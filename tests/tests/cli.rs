@@ -174,7 +174,8 @@ fn help_teaches_the_verbs() {
         "doctor",
         "local",
         "secrets",
-        "fmt --migrate",
+        "fmt",
+        "--migrate",
     ] {
         assert!(run.stdout.contains(verb), "help does not mention {verb}");
     }

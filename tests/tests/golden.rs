@@ -8,12 +8,10 @@
 
 use std::path::Path;
 
-use xtask::diagnostic::render_report;
-use xtask::drawer;
-use xtask::engine_env::engine_env;
-use xtask::fly_toml;
-use xtask::secrets::DeployEnv;
-use xtask::validate::{self, Checked};
+use xtask::core::diagnostic::render_report;
+use xtask::core::engine_env::engine_env;
+use xtask::core::render::fly_toml;
+use xtask::core::secret::DeployEnv;
 
 /// What a fixture's `.ctx` file sets up.
 struct Context {
@@ -72,23 +70,19 @@ fn shipped_context() -> Context {
 
 /// Everything the kit renders for one file, as one text.
 fn render(shown: &str, path: &Path, cx: &Context) -> String {
-    let loaded = drawer::load(path);
-    let text = loaded.text.clone().unwrap_or_default();
-    let mut reader = drawer::read(&text, cx.id.as_deref());
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.append(&mut reader.diagnostics);
-    reader.diagnostics = diagnostics;
+    let read = xtask::load::read_file(path, "cargo xtask deploy");
+    let text = read.text.clone().unwrap_or_default();
     let deploy_env = DeployEnv::new(cx.env.clone(), std::iter::empty());
     let stem = path.file_stem().unwrap().to_str().unwrap();
-    let has_recipe = |p: &str| cx.providers.iter().any(|q| q == p);
-    let vcx = validate::Context {
-        file: shown,
-        file_stem: stem,
-        deploy_env: &deploy_env,
-        has_recipe: &has_recipe,
-        require_secrets: true,
-    };
-    let checked: Checked = validate::check(&reader, &vcx);
+    let providers: Vec<&str> = cx.providers.iter().map(String::as_str).collect();
+    let (_, checked) = wb_tests::check_read(
+        shown,
+        stem,
+        &read,
+        cx.id.as_deref(),
+        &deploy_env,
+        &providers,
+    );
 
     let mut out = String::new();
     out.push_str("--- input\n");

@@ -254,7 +254,12 @@ fn podman_an_engine_that_fails_at_boot_fails_apply_with_its_log() {
     );
     assert!(run.stderr.contains("exited with code 2"), "{}", run.stderr);
     assert!(run.stderr.contains("invalid WB_BIND"), "{}", run.stderr);
-    assert!(v["error"].as_str().unwrap().contains("invalid WB_BIND"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid WB_BIND")
+    );
 
     let status = json(&sb, "status", &file).1;
     assert_eq!(status["state"], "stopped");

@@ -195,7 +195,7 @@ fn an_engine_that_crashes_at_boot_fails_apply_with_its_log_not_a_hang() {
         run.stderr
     );
     assert!(
-        v["error"]
+        v["error"]["message"]
             .as_str()
             .unwrap()
             .contains("cannot open the frobnicator")

@@ -6,25 +6,15 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
-use xtask::deployment::{Auth, Database, Deployment, Place, Storage, Tenancy};
-use xtask::diagnostic::render_report;
-use xtask::drawer;
-use xtask::engine_env::engine_env;
-use xtask::fly_toml;
-use xtask::secrets::DeployEnv;
-use xtask::validate::{self, Checked};
+use xtask::core::deployment::{Auth, Database, Deployment, Place, Storage, Tenancy};
+use xtask::core::diagnostic::render_report;
+use xtask::core::engine_env::engine_env;
+use xtask::core::render::fly_toml;
+use xtask::core::secret::DeployEnv;
+use xtask::core::validate::Checked;
 
 fn check(text: &str, env: &DeployEnv) -> Checked {
-    let reader = drawer::read(text, None);
-    let has_recipe = |p: &str| p == "fly";
-    let cx = validate::Context {
-        file: "d.org",
-        file_stem: "d",
-        deploy_env: env,
-        has_recipe: &has_recipe,
-        require_secrets: true,
-    };
-    validate::check(&reader, &cx)
+    wb_tests::check_text("d.org", "d", Some(text), None, env, &["fly"]).1
 }
 
 fn name() -> impl Strategy<Value = String> {

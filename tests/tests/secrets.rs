@@ -17,7 +17,7 @@ fn sandbox() -> Sandbox {
 }
 
 fn store(sb: &Sandbox) -> std::collections::BTreeMap<String, String> {
-    xtask::secrets::Store::at(&sb.wb_home().join("cloud-saas"))
+    xtask::state::store::Store::at(&sb.wb_home().join("cloud-saas"))
         .load()
         .unwrap()
         .into_iter()
@@ -37,9 +37,20 @@ fn set_stdin(sb: &Sandbox, name: &str, bytes: &[u8]) -> Run {
     Run::from(child.wait_with_output().unwrap())
 }
 
+/// Declares more secrets in the sandbox's file (the kit refuses to store a name nothing
+/// declares).
+fn declare(sb: &Sandbox, names: &[String]) {
+    let path = sb.path().join("work").join(FILE);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("#+DEPLOY_SECRETS: {}\n", names.join(" ")));
+    std::fs::write(path, text).unwrap();
+}
+
 #[test]
 fn stdin_values_round_trip_exactly_minus_one_trailing_newline() {
     let sb = sandbox();
+    let names = ["PEM_KEY", "TWO_NEWLINES", "NO_NEWLINE", "LEADING", "EMPTY"];
+    declare(&sb, &names.map(String::from));
     let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIcnry-pem-A1\n  indented = \"quoted\" 'x'\n-----END PRIVATE KEY-----";
     let cases: &[(&str, String, String)] = &[
         ("PEM_KEY", format!("{pem}\n"), pem.to_string()),
@@ -178,6 +189,7 @@ fn names_must_be_upper_snake_case() {
 #[test]
 fn concurrent_sets_lose_no_write() {
     let sb = sandbox();
+    declare(&sb, &(0..16).map(|i| format!("K{i}")).collect::<Vec<_>>());
     let children: Vec<_> = (0..16)
         .map(|i| {
             sb.kit(&["deploy", "secrets", "set", &format!("K{i}=value-{i}"), FILE])
@@ -231,4 +243,55 @@ fn the_store_satisfies_the_validator_and_wins_over_the_env() {
         "{}",
         set.stderr
     );
+}
+
+#[test]
+fn an_undeclared_name_is_refused_with_the_line_to_add_and_list_shows_every_stored_name() {
+    let sb = sandbox();
+    let run = sb.deploy(&["secrets", "set", "FOO_BAR=1", FILE]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr.trim_end().lines().last().unwrap(),
+        "error: cloud-saas.org does not declare `FOO_BAR`, so no apply would ship it — add the line `#+DEPLOY_SECRETS: FOO_BAR` to the file, then run `cargo xtask deploy secrets set FOO_BAR cloud-saas.org` again"
+    );
+    assert!(!sb.wb_home().join("cloud-saas/secrets.env").exists());
+    // A name stored earlier (by hand, or before its declaration was removed) is listed.
+    declare(&sb, &["OLD_NAME".to_string()]);
+    sb.deploy(&["secrets", "set", "OLD_NAME=x", FILE])
+        .expect_code(0);
+    let text = std::fs::read_to_string(sb.path().join("work").join(FILE)).unwrap();
+    std::fs::write(
+        sb.path().join("work").join(FILE),
+        text.replace("#+DEPLOY_SECRETS: OLD_NAME\n", ""),
+    )
+    .unwrap();
+    let v = sb.deploy(&["secrets", "list", FILE, "--json"]).json();
+    let row = v["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "OLD_NAME")
+        .expect("a stored name is listed")
+        .clone();
+    assert_eq!(row["source"], "store");
+    assert_eq!(
+        row["about"],
+        "stored, but nothing declares it: no apply ships it"
+    );
+    // `unset` removes any stored name, declared or not.
+    sb.deploy(&["secrets", "unset", "OLD_NAME", FILE])
+        .expect_code(0);
+}
+
+#[test]
+fn an_inline_value_is_warned_about_and_stdin_recommended() {
+    let sb = sandbox();
+    let run = sb.deploy(&["secrets", "set", "STRIPE_API_KEY=cnry-inline-9", FILE]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("warning: the value of STRIPE_API_KEY was on the command line, where `ps` and shell history see it — next time pipe it in: `cargo xtask deploy secrets set STRIPE_API_KEY cloud-saas.org < file`"),
+        "{}",
+        run.stderr
+    );
+    run.assert_no_canary(&["cnry-inline-9"]);
 }

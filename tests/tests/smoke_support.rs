@@ -6,7 +6,8 @@ fn kit_builds_and_answers_help() {
     let run = wb_tests::Run::from(sb.kit(&["deploy", "--help"]).output().unwrap());
     run.expect_code(0);
     assert!(
-        run.stdout.contains("Usage: cargo xtask deploy <verb>"),
+        run.stdout
+            .contains("  cargo xtask deploy <verb> [FILE] [--json]"),
         "{}",
         run.stdout
     );

@@ -1,42 +1,34 @@
 //! The engine env has two implementations — `xtask::engine_env::engine_env` (Rust) and
 //! `wb_base_env` in `recipes/_recipe.sh` (bash) — and they must agree. For each case the
 //! test builds the exact sealed environment the kit would pass a recipe
-//! (`xtask::spawn::sealed_env`), sources the spine in bash with only that environment,
+//! (`xtask::providers::sealed::sealed_env`), sources the spine in bash with only that environment,
 //! calls `wb_base_env`, and compares `WB_ENGINE_ENV` with the Rust engine env: the same
 //! names (order aside) with byte-identical values.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 
 use proptest::prelude::*;
-use xtask::engine_env::engine_env;
-use xtask::secrets::{DeployEnv, Secret};
-use xtask::spawn::{RecipeRun, sealed_env};
-use xtask::validate::{Context, check};
+use xtask::core::engine_env::engine_env;
+use xtask::core::render::Artifact;
+use xtask::core::secret::{DeployEnv, Secret};
+use xtask::edge::Vars;
+use xtask::providers::sealed::{Action, RecipeRun, SealedEnv, sealed_env};
 
-fn deployment(text: &str, stem: &str, env: &DeployEnv) -> xtask::deployment::Deployment {
-    let drawer = xtask::drawer::read(text, None);
-    let cx = Context {
-        file: stem,
-        file_stem: stem,
-        deploy_env: env,
-        has_recipe: &|_| true,
-        require_secrets: true,
-    };
-    let checked = check(&drawer, &cx);
+fn deployment(text: &str, stem: &str, env: &DeployEnv) -> xtask::core::deployment::Deployment {
+    let (_, checked) = wb_tests::check_text(stem, stem, Some(text), None, env, &["fly"]);
     checked
         .deployment
         .unwrap_or_else(|| panic!("{stem} is valid: {:?}", checked.diagnostics))
 }
 
 /// Sources the spine with exactly the kit's sealed env and returns `WB_ENGINE_ENV`.
-fn spine_engine_env(env: &[(String, std::ffi::OsString)]) -> Result<Vec<(String, String)>, String> {
-    let out = Command::new("bash")
+fn spine_engine_env(env: SealedEnv) -> Result<Vec<(String, String)>, String> {
+    let out = env
+        .into_command("bash")
         .arg("-c")
         .arg(r#"source "$WB_PROVIDERS_DIR/_recipe.sh"; wb_base_env; printf '%s\0' "${WB_ENGINE_ENV[@]}""#)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .expect("bash runs");
@@ -64,20 +56,20 @@ fn assert_parity(text: &str, stem: &str, vars: &[(&str, &str)], stored: &[(&str,
     let d = deployment(text, stem, &env);
     let rust = engine_env(&d, &env);
     let root = wb_tests::repo_root().join("recipes");
+    let artifacts = [(Artifact::FlyToml, PathBuf::from("/nonexistent/fly.toml"))];
     let run = RecipeRun {
-        action: "up",
+        action: Action::Up,
         providers_dir: &root,
-        fly_toml: Some(Path::new("/nonexistent/fly.toml")),
+        artifacts: &artifacts,
         passthrough: &[],
     };
-    let caller = |name: &str| match name {
-        "PATH" => Some("/usr/bin:/bin".into()),
-        "HOME" => Some("/nonexistent-home".into()),
-        _ => None,
-    };
+    let caller = Vars::new([
+        ("PATH".into(), "/usr/bin:/bin".into()),
+        ("HOME".into(), "/nonexistent-home".into()),
+    ]);
     let sealed = sealed_env(&d, &rust, &run, &caller).expect("a sealed env");
     let spine =
-        spine_engine_env(&sealed).unwrap_or_else(|e| panic!("{stem}: the spine refused:\n{e}"));
+        spine_engine_env(sealed).unwrap_or_else(|e| panic!("{stem}: the spine refused:\n{e}"));
     let rust: BTreeMap<String, String> = rust
         .0
         .iter()

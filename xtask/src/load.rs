@@ -78,6 +78,49 @@ impl Loaded {
     }
 }
 
+/// What checking a file's text needs beyond the text: the edge's part, captured.
+pub struct Inputs<'a> {
+    /// The file as shown in messages.
+    pub shown: &'a str,
+    /// The file's stem (the default ID).
+    pub stem: &'a str,
+    /// `--id`: one drawer among several.
+    pub id: Option<&'a str>,
+    pub program: &'a str,
+    pub deploy_env: &'a DeployEnv,
+    pub recipe_for: &'a dyn Fn(&str) -> Result<(), String>,
+    pub require_secrets: bool,
+}
+
+/// The file's text → the drawer and the validator's answer: the path every verb and
+/// every golden file takes.
+pub fn check_file(read: &FileText, inputs: &Inputs) -> (Drawer, Checked) {
+    let mut drawer = match &read.text {
+        Some(text) => drawer::read(text, inputs.id),
+        None => Drawer::default(),
+    };
+    let mut diagnostics = read.diagnostics.clone();
+    diagnostics.append(&mut drawer.diagnostics);
+    drawer.diagnostics = diagnostics;
+    if read.text.is_none() {
+        let checked = Checked {
+            deployment: None,
+            diagnostics: drawer.diagnostics.clone(),
+        };
+        return (drawer, checked);
+    }
+    let cx = validate::Context {
+        file: inputs.shown,
+        file_stem: inputs.stem,
+        program: inputs.program,
+        deploy_env: inputs.deploy_env,
+        recipe_for: inputs.recipe_for,
+        require_secrets: inputs.require_secrets,
+    };
+    let checked = validate::check(&drawer, &cx);
+    (drawer, checked)
+}
+
 /// Reads, checks and captures. `require_secrets`: see
 /// [`validate::Context::require_secrets`].
 pub fn load(
@@ -90,24 +133,22 @@ pub fn load(
     let shown = path.display().to_string();
     let app_dir = state::app_dir(&edge.vars)?;
     let read = read_file(&edge.cwd.join(&path), &edge.program);
-    let mut drawer = match &read.text {
-        Some(text) => drawer::read(text, id),
-        None => Drawer::default(),
-    };
-    let mut diagnostics = read.diagnostics;
-    diagnostics.append(&mut drawer.diagnostics);
-    drawer.diagnostics = diagnostics;
-
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("deployment")
         .to_string();
-    let deploy_id = names::deployment_id(drawer.value("ID"), &stem).to_string();
+    // The ID decides which store's secrets join the deploy env: read it first.
+    let drawer_id = read
+        .text
+        .as_deref()
+        .and_then(|t| drawer::read(t, id).value("ID").map(str::to_string));
+    let deploy_id = names::deployment_id(drawer_id.as_deref(), &stem).to_string();
+    let mut store_problem = None;
     let deploy_env = if names::is_slug(&deploy_id) {
         let store = Paths::for_id(&app_dir, &deploy_id).store();
         store::capture(&edge.vars, &store).unwrap_or_else(|problem| {
-            drawer.diagnostics.push(Diagnostic::error(None, problem));
+            store_problem = Some(problem);
             store::env_only(&edge.vars)
         })
     } else {
@@ -119,22 +160,22 @@ pub fn load(
         Ok(r) => Err(r.unknown(p)),
         Err(e) => Err(e.clone()),
     };
-    let cx = validate::Context {
-        file: &shown,
-        file_stem: &stem,
+    let inputs = Inputs {
+        shown: &shown,
+        stem: &stem,
+        id,
         program: &edge.program,
         deploy_env: &deploy_env,
         recipe_for: &recipe_for,
         require_secrets,
     };
-    let checked = if read.text.is_some() {
-        validate::check(&drawer, &cx)
-    } else {
-        Checked {
-            deployment: None,
-            diagnostics: drawer.diagnostics.clone(),
-        }
-    };
+    let (drawer, mut checked) = check_file(&read, &inputs);
+    if let Some(problem) = store_problem {
+        checked
+            .diagnostics
+            .insert(0, Diagnostic::error(None, problem));
+        checked.deployment = None;
+    }
     Ok(Loaded {
         path: edge.cwd.join(&path),
         shown,
@@ -150,6 +191,7 @@ pub fn load(
 
 /// The result of loading a file from disk: its text (lossily decoded if it is not
 /// UTF-8, so the rest of the report can still be made) and any problem with the bytes.
+#[derive(Debug, Clone)]
 pub struct FileText {
     pub text: Option<String>,
     pub diagnostics: Vec<Diagnostic>,

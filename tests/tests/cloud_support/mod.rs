@@ -162,7 +162,7 @@ pub fn assert_no_canary_in_files(dir: &Path, allowed: &[&str]) {
 
 /// The bearer in a deployment's store (read with the kit's own library).
 pub fn stored(sb: &Sandbox, id: &str, name: &str) -> Option<String> {
-    let store = xtask::secrets::Store::at(&sb.wb_home().join(id));
+    let store = xtask::state::store::Store::at(&sb.wb_home().join(id));
     store
         .load()
         .unwrap()

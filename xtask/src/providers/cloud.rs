@@ -60,6 +60,7 @@ struct Recipe {
 
 impl<'a> Cloud<'a> {
     fn recipe(&self) -> Result<Recipe, Error> {
+        spawn::sweep_stale_temp_dirs(&self.edge.temp);
         let provider = &self.d.provider;
         if !self.recipes.has(provider) {
             return Err(self.recipes.unknown(provider).into());
@@ -186,7 +187,6 @@ impl<'a> Cloud<'a> {
     }
 
     pub fn apply(&self, force: bool) -> Result<Converged, Error> {
-        spawn::sweep_stale_temp_dirs(&self.edge.temp);
         let dir = self.paths.ensure()?;
         let _lock = FileLock::acquire(&self.paths.lock())?;
         state::sweep_temp_files(dir);
@@ -301,7 +301,6 @@ impl<'a> Cloud<'a> {
     }
 
     pub fn down(&self) -> Result<Down, Error> {
-        spawn::sweep_stale_temp_dirs(&self.edge.temp);
         let dir = self.paths.ensure()?;
         let _lock = FileLock::acquire(&self.paths.lock())?;
         state::sweep_temp_files(dir);

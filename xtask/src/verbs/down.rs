@@ -21,14 +21,14 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
             report: &cx.ui,
         };
         let (at, was_running) = local.down().map_err(local_failure)?;
-        if was_running || at.backend.is_some() {
+        if at.data.exists() {
             cx.ui.say(&cx.ui.green(&format!(
                 "runtime down — data preserved at {}",
                 at.data.display()
             )));
         } else {
             cx.ui.say(&format!(
-                "runtime down — nothing was running; data (if any) at {}",
+                "runtime down — nothing was running; no data at {}",
                 at.data.display()
             ));
         }
