@@ -357,3 +357,129 @@ fn no_color_when_asked_and_none_off_a_terminal() {
         "stderr is not a terminal: no escapes"
     );
 }
+
+/// Runs the kit with its stdout a pipe whose reader is already gone (`… | true` after
+/// the reader exited, `| head -c0`): returns the exit code and stderr.
+fn with_closed_stdout(sb: &Sandbox, args: &[&str]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = sb
+        .kit(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_works_own_code() {
+    let sb = Sandbox::new();
+    sb.write("work/t.org", LOCAL);
+    for (args, code) in [
+        (&["deploy", "--help"][..], 0),
+        (&["deploy", "help", "apply"][..], 0),
+        (&["deploy", "validate", "--json", "t.org"][..], 0),
+        (&["deploy", "plan", "t.org", "--json"][..], 0),
+        (&["deploy", "completions", "bash"][..], 0),
+        (&["deploy", "--version"][..], 0),
+        (&["deploy", "validate", "--json", "missing.org"][..], 1),
+        (&["deploy", "aply", "--json"][..], 2),
+    ] {
+        let (got, stderr) = with_closed_stdout(&sb, args);
+        assert_eq!(got, code, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn every_verb_has_its_own_help_and_help_verb_is_the_same() {
+    let sb = Sandbox::new();
+    for verb in [
+        "init", "validate", "plan", "apply", "verify", "status", "logs", "url", "down", "doctor",
+        "local", "secrets", "fmt",
+    ] {
+        let flag = sb.deploy(&[verb, "--help"]);
+        flag.expect_code(0);
+        assert!(
+            flag.stdout
+                .starts_with(&format!("cargo xtask deploy {verb}: ")),
+            "{verb}: {}",
+            flag.stdout
+        );
+        assert!(flag.stdout.contains("Usage:") && flag.stdout.contains("Example:"));
+        assert_eq!(sb.deploy(&["help", verb]).stdout, flag.stdout, "{verb}");
+    }
+    let json = sb.deploy(&["apply", "--help", "--json"]);
+    json.expect_code(0);
+    let v = json.json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["verb"], "help");
+    assert!(
+        v["help"]
+            .as_str()
+            .unwrap()
+            .contains("apply [FILE] [--force]")
+    );
+}
+
+#[test]
+fn a_mistyped_verb_or_flag_gets_a_did_you_mean_and_json_stays_one_object() {
+    let sb = Sandbox::new();
+    let run = sb.deploy(&["aply", "x.org"]);
+    run.expect_code(2);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "error: unknown verb `aply` — did you mean `apply`?"
+    );
+    for args in [
+        &["validate", "--id", "--json"][..],
+        &["validate", "--json=1"][..],
+        &["--help", "--json"][..],
+        &["status", "--forse", "--json"][..],
+    ] {
+        let run = sb.deploy(args);
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}): {}", run.stdout));
+        assert!(v.is_object(), "{args:?}");
+        if run.code != 0 {
+            assert_eq!(run.code, 2, "{args:?}");
+            assert_eq!(v["error"]["kind"], "usage", "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn version_and_completions() {
+    let sb = Sandbox::new();
+    let run = sb.deploy(&["--version"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.starts_with("cargo xtask deploy "),
+        "{}",
+        run.stdout
+    );
+    let bash = sb.deploy(&["completions", "bash"]);
+    bash.expect_code(0);
+    let file = sb.path().join("c.bash");
+    std::fs::write(&file, &bash.stdout).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(check.success(), "bash -n rejects the completion script");
+    for verb in ["apply", "validate", "secrets"] {
+        assert!(bash.stdout.contains(verb));
+    }
+    for shell in ["zsh", "fish"] {
+        let run = sb.deploy(&["completions", shell]);
+        run.expect_code(0);
+        assert!(run.stdout.contains("apply"), "{shell}");
+    }
+    sb.deploy(&["completions", "tcsh"]).expect_code(2);
+}

@@ -85,121 +85,168 @@ struct RawDrawer {
     properties: Vec<Property>,
 }
 
+/// The reader's position in the file.
+#[derive(Default)]
+struct Reader {
+    out: Drawer,
+    drawers: Vec<RawDrawer>,
+    keywords: Vec<Property>,
+    /// Inside a property drawer: its index in `drawers`.
+    in_properties: Option<usize>,
+    /// Inside another drawer (`:LOGBOOK:`): the line it opened on.
+    in_other: Option<usize>,
+    /// Inside a `#+BEGIN_<kind>` block: the `#+END_<kind>` line that closes it,
+    /// uppercased, and the line it opened on.
+    in_block: Option<(String, usize)>,
+}
+
 /// Reads a deployment file's text. `pick_id` selects one drawer when the file holds
 /// several under headlines with distinct `:ID:`s (`--id`).
 pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = Drawer::default();
-    let mut drawers: Vec<RawDrawer> = Vec::new();
-    let mut keywords: Vec<Property> = Vec::new();
-    // Inside a property drawer: its index in `drawers`. Inside another drawer: its line.
-    let mut in_properties: Option<usize> = None;
-    let mut in_other: Option<usize> = None;
-    // Inside a `#+BEGIN_<kind>` block: the `#+END_<kind>` line that closes it, uppercased.
-    let mut in_block: Option<String> = None;
-
+    let mut r = Reader::default();
     for (index, raw) in text.split('\n').enumerate() {
-        let n = index + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
+        r.line(index + 1, line);
+    }
+    r.finish(pick_id)
+}
+
+impl Reader {
+    fn line(&mut self, n: usize, line: &str) {
         let trimmed = line.trim();
-
-        if let Some(open) = in_properties {
-            if trimmed == ":END:" {
-                drawers[open].end_line = Some(n);
-                in_properties = None;
-                continue;
-            }
-            if HEADLINE.is_match(line) {
-                let opened = drawers[open].open_line;
-                out.diagnostics.push(Diagnostic::error(
-                    opened,
-                    format!("the drawer opened here is not closed before the headline at line {n} — add `:END:`"),
-                ));
-                in_properties = None;
-                // Fall through: the headline itself is read as usual.
-            } else if trimmed == ":PROPERTIES:" {
-                let opened = drawers[open].open_line;
-                out.diagnostics.push(Diagnostic::error(
-                    n,
-                    format!("`:PROPERTIES:` inside the drawer opened at line {opened} — close that one with `:END:` first"),
-                ));
-                continue;
-            } else {
-                read_drawer_line(
-                    line.trim_start(),
-                    n,
-                    &mut drawers[open].properties,
-                    &mut out.diagnostics,
-                );
-                continue;
-            }
+        if let Some(open) = self.in_properties
+            && self.inside_properties(open, n, line, trimmed)
+        {
+            return;
         }
-
-        if let Some(end) = &in_block {
+        if let Some((end, _)) = &self.in_block {
             if trimmed.to_ascii_uppercase() == *end {
-                in_block = None;
+                self.in_block = None;
             }
-            continue;
+            return;
         }
-
-        if in_other.is_some() {
+        if self.in_other.is_some() {
             if trimmed == ":END:" {
-                in_other = None;
+                self.in_other = None;
             }
-            continue;
+            return;
         }
-
         if let Some(caps) = BLOCK_BEGIN.captures(trimmed) {
-            in_block = Some(format!("#+END_{}", caps[1].to_ascii_uppercase()));
+            self.in_block = Some((format!("#+END_{}", caps[1].to_ascii_uppercase()), n));
         } else if trimmed == ":PROPERTIES:" {
-            drawers.push(RawDrawer {
+            self.drawers.push(RawDrawer {
                 open_line: n,
                 end_line: None,
                 properties: Vec::new(),
             });
-            in_properties = Some(drawers.len() - 1);
+            self.in_properties = Some(self.drawers.len() - 1);
         } else if trimmed != ":END:" && OTHER_DRAWER.is_match(trimmed) {
-            in_other = Some(n);
+            self.in_other = Some(n);
         } else if let Some(caps) = KEYWORD.captures(line.trim_start()) {
-            read_keyword(&caps[1], caps[2].trim(), n, &mut keywords, &mut out);
+            read_keyword(
+                &caps[1],
+                caps[2].trim(),
+                n,
+                &mut self.keywords,
+                &mut self.out,
+            );
         }
     }
 
-    if let Some(open) = in_properties {
-        out.diagnostics.push(Diagnostic::error(
-            drawers[open].open_line,
-            "unterminated drawer: `:PROPERTIES:` opened here has no `:END:` before the end of the file — add `:END:`",
-        ));
+    /// A line inside a property drawer; `false` when a headline ended the drawer and
+    /// the line is to be read as usual.
+    fn inside_properties(&mut self, open: usize, n: usize, line: &str, trimmed: &str) -> bool {
+        if trimmed == ":END:" {
+            self.drawers[open].end_line = Some(n);
+            self.in_properties = None;
+            return true;
+        }
+        let opened = self.drawers[open].open_line;
+        if HEADLINE.is_match(line) {
+            self.out.diagnostics.push(Diagnostic::error(
+                opened,
+                format!("the drawer opened here is not closed before the headline at line {n} — add `:END:`"),
+            ));
+            self.in_properties = None;
+            return false;
+        }
+        if trimmed == ":PROPERTIES:" {
+            self.out.diagnostics.push(Diagnostic::error(
+                n,
+                format!("`:PROPERTIES:` inside the drawer opened at line {opened} — close that one with `:END:` first"),
+            ));
+            return true;
+        }
+        read_drawer_line(
+            line.trim_start(),
+            n,
+            &mut self.drawers[open].properties,
+            &mut self.out.diagnostics,
+        );
+        true
     }
 
-    if drawers.is_empty() && keywords.is_empty() && pick_id.is_none() {
-        out.diagnostics.push(Diagnostic::error(
-            None,
-            "no `:PROPERTIES:` drawer — a deployment is an Org headline with a property drawer; \
-             `cargo xtask deploy init local` writes a starter",
-        ));
-    }
-    let chosen = choose(drawers, pick_id, &mut out.diagnostics);
-    let mut properties = Vec::new();
-    if let Some(drawer) = chosen {
-        out.drawer_line = Some(drawer.open_line);
-        out.end_line = drawer.end_line;
-        properties = drawer.properties;
-    }
-    properties.extend(keywords);
-    for property in properties {
-        match out.properties.iter().find(|p| p.key == property.key) {
-            Some(first) => out.diagnostics.push(Diagnostic::error(
-                property.line,
-                format!(
-                    "`{}` is given twice (lines {} and {}) — keep one",
-                    property.key, first.line, property.line
-                ),
-            )),
-            None => out.properties.push(property),
+    fn finish(mut self, pick_id: Option<&str>) -> Drawer {
+        let out = &mut self.out;
+        if let Some(open) = self.in_properties {
+            out.diagnostics.push(Diagnostic::error(
+                self.drawers[open].open_line,
+                "unterminated drawer: `:PROPERTIES:` opened here has no `:END:` before the end of the file — add `:END:`",
+            ));
         }
+        if self.drawers.is_empty() && self.keywords.is_empty() && pick_id.is_none() {
+            out.diagnostics
+                .push(no_drawer(self.in_block.as_ref(), self.in_other));
+        }
+        let chosen = choose(self.drawers, pick_id, &mut out.diagnostics);
+        let mut properties = Vec::new();
+        if let Some(drawer) = chosen {
+            out.drawer_line = Some(drawer.open_line);
+            out.end_line = drawer.end_line;
+            properties = drawer.properties;
+        }
+        properties.extend(self.keywords);
+        // Each key once: the first wins, a repeat is an error (indexed, so a huge file
+        // stays linear).
+        let mut first: std::collections::HashMap<String, usize> = Default::default();
+        for property in properties {
+            match first.get(&property.key) {
+                Some(line) => out.diagnostics.push(Diagnostic::error(
+                    property.line,
+                    format!(
+                        "`{}` is given twice (lines {line} and {}) — keep one",
+                        property.key, property.line
+                    ),
+                )),
+                None => {
+                    first.insert(property.key.clone(), property.line);
+                    out.properties.push(property);
+                }
+            }
+        }
+        self.out
     }
-    out
+}
+
+/// Why no drawer was found: none at all, or a block or drawer that never closed and
+/// swallowed the rest of the file.
+fn no_drawer(block: Option<&(String, usize)>, other: Option<usize>) -> Diagnostic {
+    let swallowed = match (block, other) {
+        (Some((end, line)), _) => format!(
+            " — the block opened at line {line} is never closed (no `{end}`), so the rest of the file is inside it"
+        ),
+        (None, Some(line)) => format!(
+            " — the drawer opened at line {line} is never closed (no `:END:`), so the rest of the file is inside it"
+        ),
+        (None, None) => String::new(),
+    };
+    Diagnostic::error(
+        None,
+        format!(
+            "no `:PROPERTIES:` drawer{swallowed} — a deployment is an Org headline with a property drawer; `cargo xtask deploy init local` writes a starter"
+        ),
+    )
 }
 
 fn read_drawer_line(

@@ -151,37 +151,17 @@ fn attempt(
     let mut changes = plan.lines();
     if let Some(prev) = live {
         let mut why = plan.lines();
+        let before_resolved = before.map(|b| b.resolved).unwrap_or_default();
         why.extend(
             record
                 .resolved
-                .diff(&before.map(|b| b.resolved).unwrap_or_default())
+                .diff(&before_resolved)
                 .iter()
                 .map(ToString::to_string),
         );
-        let health = current_health(spec, prev);
-        if prev.backend == kind && why.is_empty() && !force && health.is_ok() {
-            local.report.good(&format!(
-                "runtime up — {} ({}; unchanged since the last apply — nothing touched)",
-                prev.url(),
-                describe(prev, None)
-            ));
-            return Ok(Attempt::Done(Box::new(Up {
-                at: local.at(spec, Some(prev)),
-                inst: prev.clone(),
-                pid: prev.pid,
-                action: UpAction::Unchanged,
-                changes: Vec::new(),
-            })));
+        if let Some(up) = keep(local, spec, prev, kind, &why, force).map_err(fail)? {
+            return Ok(Attempt::Done(Box::new(up)));
         }
-        let reason = replace_reason(force, health, prev.backend, kind, &why);
-        local.report.info(&format!(
-            "replacing the running engine ({}) — {reason}",
-            describe(prev, None)
-        ));
-        registry::for_kind(prev.backend, local.edge)
-            .down(spec, prev)
-            .map_err(fail)?;
-        clear_instance(spec);
         action = UpAction::Replaced;
         changes = why;
     }
@@ -224,6 +204,41 @@ fn attempt(
         action,
         changes,
     })))
+}
+
+/// A live engine that is as last applied (same backend, nothing changed, healthy, no
+/// `--force`) is kept: `Some`. Otherwise it is stopped for its replacement: `None`.
+fn keep(
+    local: &Local,
+    spec: &Spec,
+    prev: &Instance,
+    kind: Kind,
+    why: &[String],
+    force: bool,
+) -> Result<Option<Up>, String> {
+    let health = current_health(spec, prev);
+    if prev.backend == kind && why.is_empty() && !force && health.is_ok() {
+        local.report.good(&format!(
+            "runtime up — {} ({}; unchanged since the last apply — nothing touched)",
+            prev.url(),
+            describe(prev, None)
+        ));
+        return Ok(Some(Up {
+            at: local.at(spec, Some(prev)),
+            inst: prev.clone(),
+            pid: prev.pid,
+            action: UpAction::Unchanged,
+            changes: Vec::new(),
+        }));
+    }
+    let reason = replace_reason(force, health, prev.backend, kind, why);
+    local.report.info(&format!(
+        "replacing the running engine ({}) — {reason}",
+        describe(prev, None)
+    ));
+    registry::for_kind(prev.backend, local.edge).down(spec, prev)?;
+    clear_instance(spec);
+    Ok(None)
 }
 
 /// What the backend resolved (backend, image id, engine binary), hashed with the salt.

@@ -59,28 +59,7 @@ pub fn run(cx: &Ctx) -> Verdict {
         "a local microVM backend",
         "optional",
     ));
-    for provider in &providers {
-        let cli = recipes.header(provider).map(|h| h.cli).unwrap_or_default();
-        if cli.is_empty() {
-            continue;
-        }
-        let missing = missing_cli(edge, &cli).map(|m| m.join(" or "));
-        let name = cli
-            .iter()
-            .map(|g| g.join("|"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        checks.push(check(
-            ui,
-            &name,
-            missing.is_none(),
-            &format!("the {provider} recipe's CLI"),
-            &format!(
-                "install {} to deploy with PROVIDER: {provider}",
-                missing.unwrap_or_default()
-            ),
-        ));
-    }
+    checks.extend(provider_clis(cx, &recipes, &providers));
     let pick = registry::choose(edge);
     match &pick {
         Ok(kind) => ui.say(&format!(
@@ -134,4 +113,33 @@ fn podman_works(edge: &crate::edge::Edge) -> bool {
     let mut cmd = std::process::Command::new(podman);
     cmd.arg("info");
     registry::status_within(cmd, std::time::Duration::from_secs(10))
+}
+
+/// Each provider's CLI, as its recipe's `# wb-cli:` line names it.
+fn provider_clis(cx: &Ctx, recipes: &Recipes, providers: &[String]) -> Vec<Value> {
+    let (edge, ui) = (cx.edge, &cx.ui);
+    let mut checks = Vec::new();
+    for provider in providers {
+        let cli = recipes.header(provider).map(|h| h.cli).unwrap_or_default();
+        if cli.is_empty() {
+            continue;
+        }
+        let missing = missing_cli(edge, &cli).map(|m| m.join(" or "));
+        let name = cli
+            .iter()
+            .map(|g| g.join("|"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        checks.push(check(
+            ui,
+            &name,
+            missing.is_none(),
+            &format!("the {provider} recipe's CLI"),
+            &format!(
+                "install {} to deploy with PROVIDER: {provider}",
+                missing.unwrap_or_default()
+            ),
+        ));
+    }
+    checks
 }
