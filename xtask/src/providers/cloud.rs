@@ -166,8 +166,11 @@ impl<'a> Cloud<'a> {
     }
 
     /// Makes the bearer when there is none (SPEC §8: shown once, on stderr).
-    fn ensure_bearer(&self, store: &store::Store) -> Result<(DeployEnv, &'static str), Error> {
-        let deploy_env = store::capture(&self.edge.vars, store)?;
+    fn ensure_bearer(
+        &self,
+        store: &store::Store,
+        deploy_env: DeployEnv,
+    ) -> Result<(DeployEnv, &'static str), Error> {
         if deploy_env.has(BEARER) {
             return Ok((deploy_env, "existing"));
         }
@@ -192,8 +195,17 @@ impl<'a> Cloud<'a> {
         state::sweep_temp_files(dir);
         let recipe = self.recipe()?;
         // Under the lock, read the deploy env again: another apply may have just made
-        // the bearer.
-        let (deploy_env, bearer) = self.ensure_bearer(&self.paths.store())?;
+        // the bearer. The plan is made before the bearer, so it says what `plan` said.
+        let store = self.paths.store();
+        let before_env = store::capture(&self.edge.vars, &store)?;
+        let salt = state::salt(dir)?;
+        let before = state::last_applied(dir);
+        let plan = plan::plan(
+            self.d,
+            &self.intended(&recipe, &before_env),
+            before.as_ref().map(|b| (b, salt.as_slice())),
+        );
+        let (deploy_env, bearer) = self.ensure_bearer(&store, before_env)?;
         if !deploy_env.has(SIGNING_KEY) {
             self.report.warn(&format!(
                 "{SIGNING_KEY} is unset — the engine identity will change on every deploy; make one with `{} secrets generate {SIGNING_KEY} {}`",
@@ -201,13 +213,6 @@ impl<'a> Cloud<'a> {
             ));
         }
         let intended = self.intended(&recipe, &deploy_env);
-        let salt = state::salt(dir)?;
-        let before = state::last_applied(dir);
-        let plan = plan::plan(
-            self.d,
-            &intended,
-            before.as_ref().map(|b| (b, salt.as_slice())),
-        );
         let fingerprint = intended.fingerprint(self.d, &salt);
         let from_source = self.builds_from_source(&recipe);
         let mut changes = plan.lines();
