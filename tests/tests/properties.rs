@@ -188,14 +188,19 @@ proptest! {
         ..Config::default()
     })]
 
-    /// The reader and validator never panic, on arbitrary text or org-shaped text.
+    /// The reader and validator never panic, on arbitrary text or org-shaped text, and
+    /// their answer is consistent: a deployment exactly when there is no error, and an
+    /// invalid file's report names the file at each error.
     #[test]
     fn reader_never_panics(text in any::<String>(), doc in org_document()) {
         let env = DeployEnv::default();
         for t in [&text, &doc] {
             let checked = check(t, &env);
             let report = render_report("d.org", Some(t), &checked.diagnostics, false);
-            prop_assert!(checked.valid() || report.contains("invalid deployment:"));
+            prop_assert_eq!(checked.valid(), checked.deployment.is_some());
+            let errors = checked.errors().count();
+            prop_assert_eq!(report.contains("invalid deployment:\n- d.org"), errors > 0);
+            prop_assert_eq!(report.matches("\n- d.org").count() + usize::from(report.starts_with("- d.org")), checked.diagnostics.len());
         }
     }
 
