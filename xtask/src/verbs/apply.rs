@@ -7,35 +7,19 @@ use super::{Ctx, Outcome, Verdict, local_failure, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
 use crate::local::{Local, Up};
-use crate::providers::cloud::Cloud;
 use crate::state::{self, store};
 
 pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Verdict {
     let paths = paths(loaded, d);
     match d.place {
         Place::Local => {
-            let local = Local {
-                d,
-                deploy_env: &loaded.deploy_env,
-                paths: &paths,
-                edge: cx.edge,
-                report: &cx.ui,
-            };
+            let local = super::local(cx, loaded, d, &paths);
             let up = local.apply(force).map_err(local_failure)?;
             Ok(local_outcome(&up))
         }
         Place::Cloud => {
             let recipes = loaded.recipes.clone()?;
-            let cloud = Cloud {
-                d,
-                deploy_env: &loaded.deploy_env,
-                paths: &paths,
-                recipes: &recipes,
-                edge: cx.edge,
-                report: &cx.ui,
-                json: cx.ui.json,
-                shown: &loaded.shown,
-            };
+            let cloud = super::cloud(cx, loaded, d, &paths, &recipes);
             let done = cloud.apply(force)?;
             if done.changed {
                 cx.ui

@@ -7,19 +7,11 @@ use serde_json::json;
 use super::{Ctx, Outcome, Verdict, local_failure, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
-use crate::local::Local;
-use crate::providers::cloud::Cloud;
 
 pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     let paths = paths(loaded, d);
     if d.place == Place::Local {
-        let local = Local {
-            d,
-            deploy_env: &loaded.deploy_env,
-            paths: &paths,
-            edge: cx.edge,
-            report: &cx.ui,
-        };
+        let local = super::local(cx, loaded, d, &paths);
         let (at, was_running) = local.down().map_err(local_failure)?;
         if at.data.exists() {
             cx.ui.say(&cx.ui.green(&format!(
@@ -37,16 +29,7 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
         return Ok(Outcome { code: 0, fields });
     }
     let recipes = loaded.recipes.clone()?;
-    let cloud = Cloud {
-        d,
-        deploy_env: &loaded.deploy_env,
-        paths: &paths,
-        recipes: &recipes,
-        edge: cx.edge,
-        report: &cx.ui,
-        json: cx.ui.json,
-        shown: &loaded.shown,
-    };
+    let cloud = super::cloud(cx, loaded, d, &paths, &recipes);
     let done = cloud.down()?;
     cx.ui.say(&cx.ui.green(&format!(
         "down — {} at {}; its secret store (and bearer) stay in {}",

@@ -13,8 +13,11 @@ use crate::core::validate;
 use crate::edge::Edge;
 use crate::error::Error;
 use crate::load::{self, Loaded};
-use crate::local::Where;
+use crate::local::{Local, Where};
+use crate::providers::cloud::Cloud;
+use crate::providers::resolve::Recipes;
 use crate::state;
+use crate::state::Paths;
 use crate::ui::Ui;
 
 pub mod apply;
@@ -195,6 +198,42 @@ pub fn local_failure(failed: crate::local::Failed) -> Failure {
     Failure {
         error: failed.error,
         fields,
+    }
+}
+
+/// The local place, for a verb.
+pub fn local<'a>(
+    cx: &'a Ctx,
+    loaded: &'a Loaded,
+    d: &'a Deployment,
+    paths: &'a Paths,
+) -> Local<'a> {
+    Local {
+        d,
+        deploy_env: &loaded.deploy_env,
+        paths,
+        edge: cx.edge,
+        report: &cx.ui,
+    }
+}
+
+/// The cloud place (the provider's recipe), for a verb.
+pub fn cloud<'a>(
+    cx: &'a Ctx,
+    loaded: &'a Loaded,
+    d: &'a Deployment,
+    paths: &'a Paths,
+    recipes: &'a Recipes,
+) -> Cloud<'a> {
+    Cloud {
+        d,
+        deploy_env: &loaded.deploy_env,
+        paths,
+        recipes,
+        edge: cx.edge,
+        report: &cx.ui,
+        json: cx.ui.json,
+        shown: &loaded.shown,
     }
 }
 

@@ -2,43 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::{Ctx, Outcome, Verdict, local_failure, local_fields, paths};
+use super::{Ctx, Outcome, Verdict, cloud, local, local_failure, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
-use crate::local::{Local, State, describe};
-use crate::providers::cloud::Cloud;
-use crate::providers::resolve::Recipes;
+use crate::local::{State, describe};
 use crate::providers::sealed::Action;
-use crate::state::Paths;
-
-fn local<'a>(cx: &'a Ctx, loaded: &'a Loaded, d: &'a Deployment, paths: &'a Paths) -> Local<'a> {
-    Local {
-        d,
-        deploy_env: &loaded.deploy_env,
-        paths,
-        edge: cx.edge,
-        report: &cx.ui,
-    }
-}
-
-fn cloud<'a>(
-    cx: &'a Ctx,
-    loaded: &'a Loaded,
-    d: &'a Deployment,
-    paths: &'a Paths,
-    recipes: &'a Recipes,
-) -> Cloud<'a> {
-    Cloud {
-        d,
-        deploy_env: &loaded.deploy_env,
-        paths,
-        recipes,
-        edge: cx.edge,
-        report: &cx.ui,
-        json: cx.ui.json,
-        shown: &loaded.shown,
-    }
-}
 
 pub fn status(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     let paths = paths(loaded, d);

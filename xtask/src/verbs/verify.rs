@@ -7,19 +7,11 @@ use super::{Ctx, Failure, Outcome, Verdict, local_failure, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::error::Error;
 use crate::load::Loaded;
-use crate::local::Local;
-use crate::providers::cloud::Cloud;
 
 pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     let paths = paths(loaded, d);
     if d.place == Place::Local {
-        let local = Local {
-            d,
-            deploy_env: &loaded.deploy_env,
-            paths: &paths,
-            edge: cx.edge,
-            report: &cx.ui,
-        };
+        let local = super::local(cx, loaded, d, &paths);
         let (at, url) = local.verify().map_err(local_failure)?;
         cx.ui.say(
             &cx.ui
@@ -32,16 +24,7 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
         return Ok(Outcome { code: 0, fields });
     }
     let recipes = loaded.recipes.clone()?;
-    let cloud = Cloud {
-        d,
-        deploy_env: &loaded.deploy_env,
-        paths: &paths,
-        recipes: &recipes,
-        edge: cx.edge,
-        report: &cx.ui,
-        json: cx.ui.json,
-        shown: &loaded.shown,
-    };
+    let cloud = super::cloud(cx, loaded, d, &paths, &recipes);
     let (base, health, code) = cloud.verify()?;
     let fields = json!({ "id": d.id, "url": base, "health": health, "status": code });
     if code == 200 {

@@ -413,25 +413,10 @@ impl Backend for Container {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::deployment::{Deployment, Place};
-    use crate::core::engine_env::engine_env;
-    use crate::core::secret::{DeployEnv, Secret};
 
     #[test]
     fn run_args_carry_names_never_values() {
-        let mut d = Deployment::new("demo", Place::Local);
-        d.secrets = vec!["CANARY_SECRET".into()];
-        let deploy_env = DeployEnv::new(
-            std::iter::empty(),
-            [("CANARY_SECRET".to_string(), Secret::new("canary-42"))],
-        );
-        let spec = Spec::at(
-            std::path::Path::new("/st/demo"),
-            "demo",
-            engine_env(&d, &deploy_env),
-            4000,
-            &d.image,
-        );
+        let spec = super::super::test_spec("demo", Some("canary-42"));
         let args = run_args(&spec, 41001, REFERENCE_IMAGE);
         let line = args.join(" ");
         assert!(

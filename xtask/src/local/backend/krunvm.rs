@@ -168,11 +168,7 @@ impl Backend for Krunvm {
         match self.child.as_mut().map(Child::try_wait) {
             Some(Ok(Some(status))) => Some(format!("krunvm exited ({status})")),
             Some(Ok(None)) => None,
-            _ => match self.status(spec, inst) {
-                Presence::Running { .. } => None,
-                Presence::Stopped { why } => Some(why),
-                Presence::Absent => Some("krunvm is gone".into()),
-            },
+            _ => super::gone(self.status(spec, inst)),
         }
     }
 }
@@ -180,25 +176,9 @@ impl Backend for Krunvm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::deployment::{DEFAULT_IMAGE, Deployment, Place};
-    use crate::core::engine_env::engine_env;
-    use crate::core::secret::{DeployEnv, Secret};
 
     fn spec(secret: bool) -> Spec {
-        let mut d = Deployment::new("vm", Place::Local);
-        let mut store = Vec::new();
-        if secret {
-            d.secrets = vec!["CANARY_SECRET".into()];
-            store.push(("CANARY_SECRET".to_string(), Secret::new("canary-vm")));
-        }
-        let env = engine_env(&d, &DeployEnv::new(std::iter::empty(), store));
-        Spec::at(
-            std::path::Path::new("/st/vm"),
-            "vm",
-            env,
-            4000,
-            DEFAULT_IMAGE,
-        )
+        super::super::test_spec("vm", secret.then_some("canary-vm"))
     }
 
     #[test]

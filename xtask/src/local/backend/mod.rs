@@ -213,11 +213,16 @@ pub trait Backend {
     /// While waiting for start-up: `Some(why)` once the engine is gone. Called every few
     /// hundred milliseconds; the default asks [`Backend::status`].
     fn exited(&mut self, spec: &Spec, inst: &Instance) -> Option<String> {
-        match self.status(spec, inst) {
-            Presence::Running { .. } => None,
-            Presence::Stopped { why } => Some(why),
-            Presence::Absent => Some("it is gone".into()),
-        }
+        gone(self.status(spec, inst))
+    }
+}
+
+/// Why an engine is gone, from its presence (`None` while it runs).
+pub fn gone(presence: Presence) -> Option<String> {
+    match presence {
+        Presence::Running { .. } => None,
+        Presence::Stopped { why } => Some(why),
+        Presence::Absent => Some("it is gone".into()),
     }
 }
 
@@ -261,6 +266,28 @@ pub fn says_port_taken(text: &str) -> bool {
         || t.contains("port is already allocated")
         || t.contains("os error 98")
         || t.contains("addrinuse")
+}
+
+/// A spec for unit tests: a local deployment `id` whose engine env carries the secret
+/// `CANARY_SECRET` with `canary` as its value (when given).
+#[cfg(test)]
+pub fn test_spec(id: &str, canary: Option<&str>) -> Spec {
+    use crate::core::deployment::{DEFAULT_IMAGE, Deployment, Place};
+    use crate::core::secret::{DeployEnv, Secret};
+    let mut d = Deployment::new(id, Place::Local);
+    let mut store = Vec::new();
+    if let Some(value) = canary {
+        d.secrets = vec!["CANARY_SECRET".into()];
+        store.push(("CANARY_SECRET".to_string(), Secret::new(value)));
+    }
+    let env = crate::core::engine_env::engine_env(&d, &DeployEnv::new(std::iter::empty(), store));
+    Spec::at(
+        &std::path::Path::new("/st").join(id),
+        id,
+        env,
+        4000,
+        DEFAULT_IMAGE,
+    )
 }
 
 #[cfg(test)]

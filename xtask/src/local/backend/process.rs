@@ -144,11 +144,7 @@ impl Backend for Process {
                 None => format!("the engine was killed ({status})"),
             }),
             Some(Ok(None)) => None,
-            _ => match self.status(spec, inst) {
-                Presence::Running { .. } => None,
-                Presence::Stopped { why } => Some(why),
-                Presence::Absent => Some("the engine is gone".into()),
-            },
+            _ => super::gone(self.status(spec, inst)),
         }
     }
 }
@@ -156,25 +152,10 @@ impl Backend for Process {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::deployment::{Deployment, Place};
-    use crate::core::engine_env::engine_env;
-    use crate::core::secret::{DeployEnv, Secret};
 
     #[test]
     fn host_env_maps_the_container_view_onto_the_state_dir() {
-        let mut d = Deployment::new("t", Place::Local);
-        d.secrets = vec!["CANARY_SECRET".into()];
-        let deploy_env = DeployEnv::new(
-            std::iter::empty(),
-            [("CANARY_SECRET".to_string(), Secret::new("canary-xyz"))],
-        );
-        let spec = Spec::at(
-            std::path::Path::new("/st/t"),
-            "t",
-            engine_env(&d, &deploy_env),
-            4000,
-            &d.image,
-        );
+        let spec = super::super::test_spec("t", Some("canary-xyz"));
         let env = host_env(&spec, 41000);
         let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_string());
         assert_eq!(get("PORT").as_deref(), Some("41000"));
