@@ -519,16 +519,18 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
     }))
 }
 
+/// Every flag any verb takes.
+pub const FLAGS: &[&str] = &[
+    "--json",
+    "--id",
+    "--force",
+    "--migrate",
+    "--help",
+    "--version",
+];
+
 fn unknown_flag(flag: &str) -> Error {
-    let known = [
-        "--json",
-        "--id",
-        "--force",
-        "--migrate",
-        "--help",
-        "--version",
-    ];
-    let hint = did_you_mean(flag, known)
+    let hint = did_you_mean(flag, FLAGS.iter().copied())
         .map(|k| format!(" — did you mean `{k}`?"))
         .unwrap_or_default();
     Error::Usage(format!("unknown flag `{flag}`{hint}"))

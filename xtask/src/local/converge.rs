@@ -430,20 +430,21 @@ fn wait_ready(
             return Err(gone(backend, spec, inst, why));
         }
         if Instant::now() >= deadline {
-            let message = with_tail(
-                &format!(
-                    "the engine wrote its discovery file but is not healthy after {} s: {problem} (stopped it)",
-                    HEALTH_TIMEOUT.as_secs()
-                ),
-                backend,
-                spec,
-                inst,
+            let why = format!(
+                "the engine wrote its discovery file but is not healthy after {} s: {problem} (stopped it)",
+                HEALTH_TIMEOUT.as_secs()
             );
-            let _ = backend.stop(spec, inst);
-            return Err(Failure::Other(message));
+            return Err(stop_for(backend, spec, inst, &why));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Stops an engine that did not come up in time; the failure carries its log's tail.
+fn stop_for(backend: &mut dyn Backend, spec: &Spec, inst: &Instance, why: &str) -> Failure {
+    let message = with_tail(why, backend, spec, inst);
+    let _ = backend.stop(spec, inst);
+    Failure::Other(message)
 }
 
 fn wait_discovery(
@@ -466,18 +467,12 @@ fn wait_discovery(
             next_check = now + Duration::from_millis(250);
         }
         if now >= deadline {
-            let message = with_tail(
-                &format!(
-                    "no discovery file at {} after {} s — the engine did not finish starting (stopped it)",
-                    spec.discovery().display(),
-                    DISCOVERY_TIMEOUT.as_secs()
-                ),
-                backend,
-                spec,
-                inst,
+            let why = format!(
+                "no discovery file at {} after {} s — the engine did not finish starting (stopped it)",
+                spec.discovery().display(),
+                DISCOVERY_TIMEOUT.as_secs()
             );
-            let _ = backend.stop(spec, inst);
-            return Err(Failure::Other(message));
+            return Err(stop_for(backend, spec, inst, &why));
         }
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -1,16 +1,7 @@
 //! `completions bash|zsh|fish`: shell completion scripts generated from the same verb
 //! table the parser uses ([`crate::cli::VERBS`]), so they cannot drift from it.
 
-use crate::cli::{Shell, VERBS};
-
-const FLAGS: &[&str] = &[
-    "--json",
-    "--id",
-    "--force",
-    "--migrate",
-    "--help",
-    "--version",
-];
+use crate::cli::{FLAGS, Shell, VERBS};
 
 /// The completion script for `shell`, for the command `name` (`wb-deploy`).
 pub fn script(shell: Shell, name: &str) -> String {
