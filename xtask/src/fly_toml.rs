@@ -11,6 +11,11 @@ use crate::engine_env::DATA_DIR;
 /// The volume that holds `registry.db`; what makes scale-to-zero safe.
 pub const VOLUME: &str = "wbdata";
 
+/// Whether the caller asked for the app-build path (`WB_FLY_DOCKERFILE`, non-empty).
+fn app_build() -> bool {
+    std::env::var_os("WB_FLY_DOCKERFILE").is_some_and(|v| !v.is_empty())
+}
+
 /// The fly.toml for a cloud deployment; `None` for a local one or one without the app
 /// name and region the file needs (the validator has refused those).
 pub fn render(d: &Deployment) -> Option<String> {
@@ -21,9 +26,14 @@ pub fn render(d: &Deployment) -> Option<String> {
     root.insert("app".into(), Value::String(d.app.clone()?));
     root.insert("primary_region".into(), Value::String(d.region.clone()?));
 
-    let mut build = Table::new();
-    build.insert("image".into(), Value::String(d.image.clone()));
-    root.insert("build".into(), Value::Table(build));
+    // The app-build path (WB_FLY_DOCKERFILE) needs a file without `[build] image`:
+    // flyctl deploys `--image`, else `[build] image`, and builds a Dockerfile only when
+    // neither is set (flyctl internal/command/deploy/deploy_build.go fetchImageRef).
+    if !app_build() {
+        let mut build = Table::new();
+        build.insert("image".into(), Value::String(d.image.clone()));
+        root.insert("build".into(), Value::Table(build));
+    }
 
     let mut mounts = Table::new();
     mounts.insert("source".into(), Value::String(VOLUME.into()));
