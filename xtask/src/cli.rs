@@ -64,7 +64,7 @@ fn deploy(ctx: &Ctx, args: &DeployArgs) -> Outcome {
             args.secrets.as_ref().expect("parsed with an action"),
         ),
         Verb::Apply | Verb::Verify | Verb::Status | Verb::Logs | Verb::Url | Verb::Down => {
-            verbs::lifecycle::run(ctx, args.verb, &loaded, args.force)
+            verbs::lifecycle::run(ctx, args.verb, &loaded, args.force, args.purge)
         }
         Verb::Init | Verb::Doctor | Verb::Local => unreachable!("handled above"),
     }

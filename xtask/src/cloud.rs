@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::deployment::{Database, Deployment, Storage};
+use crate::deployment::Deployment;
 use crate::engine_env::{EngineEnv, engine_env};
 use crate::flags::Verb;
 use crate::fly_toml;
@@ -28,11 +28,18 @@ pub const SIGNING_KEY: &str = "WB_SIGNING_KEY";
 /// Points `verify` at another base URL than the recipe's (tests, a local tunnel).
 pub const VERIFY_URL_ENV: &str = "WB_VERIFY_URL";
 
-pub fn run(ctx: &Ctx, verb: Verb, loaded: &Loaded, d: &Deployment, force: bool) -> Outcome {
+pub fn run(
+    ctx: &Ctx,
+    verb: Verb,
+    loaded: &Loaded,
+    d: &Deployment,
+    force: bool,
+    purge: bool,
+) -> Outcome {
     spawn::sweep_stale_temp_dirs();
     let result = match verb {
         Verb::Apply => apply(ctx, loaded, d, force),
-        Verb::Down => down(ctx, loaded, d),
+        Verb::Down => down(ctx, loaded, d, purge),
         Verb::Status => show(ctx, loaded, d, "status"),
         Verb::Logs => show(ctx, loaded, d, "logs"),
         Verb::Url => url(ctx, loaded, d),
@@ -91,6 +98,18 @@ impl Recipe {
         action: &str,
         out: Stdout,
     ) -> Step<Finished> {
+        self.spawn_with(d, engine, action, out, false)
+    }
+
+    /// [`Recipe::spawn`], with `WB_PURGE=1` added for `down --purge --yes`.
+    fn spawn_with(
+        &self,
+        d: &Deployment,
+        engine: &EngineEnv,
+        action: &str,
+        out: Stdout,
+        purge: bool,
+    ) -> Step<Finished> {
         let temp = PrivateTemp::new().map_err(fail)?;
         let fly_toml = match fly_toml::render(d) {
             Some(text) => Some(temp.write("fly.toml", &text).map_err(fail)?),
@@ -102,7 +121,10 @@ impl Recipe {
             fly_toml: fly_toml.as_deref(),
             passthrough: &self.passthrough,
         };
-        let env = spawn::sealed_env_from_process(d, engine, &run).map_err(fail)?;
+        let mut env = spawn::sealed_env_from_process(d, engine, &run).map_err(fail)?;
+        if purge {
+            env.push(("WB_PURGE".into(), "1".into()));
+        }
         let finished = spawn::run(&self.bootstrap, env, out).map_err(fail);
         drop(temp);
         finished
@@ -300,39 +322,59 @@ fn engine(loaded: &Loaded, d: &Deployment) -> EngineEnv {
     engine_env(d, &loaded.deploy_env)
 }
 
-fn down(ctx: &Ctx, loaded: &Loaded, d: &Deployment) -> Step<Outcome> {
+fn down(ctx: &Ctx, loaded: &Loaded, d: &Deployment, purge: bool) -> Step<Outcome> {
     let dir = deployment_dir(loaded, d)?;
     let _lock = FileLock::acquire(&dir.join("apply.lock")).map_err(fail)?;
     state::sweep_temp_files(&dir);
     let recipe = Recipe::prepare(loaded, d)?;
-    let finished = recipe.spawn(d, &engine(loaded, d), "down", stdout_mode(ctx))?;
+    // The recipe's stdout is progress here (to stderr, live); the kit repeats its
+    // `kept: …` / `destroyed: …` lines below and never says on its own what survived.
+    let finished = recipe.spawn_with(d, &engine(loaded, d), "down", Stdout::ToStderr, purge)?;
     if finished.code != 0 {
         return Ok(recipe_failed(d, "down", finished.code, ""));
     }
     state::forget_applied(&dir).map_err(fail)?;
+    let (kept, destroyed) = reported(&finished.stdout);
     ctx.say(ctx.good(&format!(
-        "down — {} is torn down at {}; its secret store (and bearer) stay in {}",
+        "down{} — {} at {}; the kit's secret store (and bearer) stay in {}",
+        if purge { " --purge" } else { "" },
         d.id,
         d.provider,
         dir.display()
     )));
-    // A PaaS app's volumes go with it (fly: `apps destroy`); say where data survives.
-    let survives = match (d.storage, d.database) {
-        (Storage::S3, Database::Postgres) => {
-            "workbook data in S3 and the Postgres database are untouched"
+    for line in &destroyed {
+        ctx.say(format!("  destroyed: {line}"));
+    }
+    for line in &kept {
+        ctx.say(format!("  kept: {line}"));
+    }
+    if kept.is_empty() && destroyed.is_empty() {
+        ctx.say(format!(
+            "  the {} recipe did not report what it kept or destroyed (no `kept:`/`destroyed:` lines); check with `status`",
+            d.provider
+        ));
+    }
+    Ok(Outcome::ok(json!({
+        "id": d.id,
+        "provider": d.provider,
+        "purge": purge,
+        "kept": kept,
+        "destroyed": destroyed,
+    })))
+}
+
+/// The recipe's `kept: …` and `destroyed: …` stdout lines (SPEC §13.1), in order.
+fn reported(stdout: &str) -> (Vec<String>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut destroyed = Vec::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("kept:") {
+            kept.push(rest.trim().to_string());
+        } else if let Some(rest) = line.strip_prefix("destroyed:") {
+            destroyed.push(rest.trim().to_string());
         }
-        (Storage::S3, Database::Sqlite) => {
-            "workbook data in S3 is untouched; the SQLite data on the app's volume went with it"
-        }
-        (Storage::LocalFs, Database::Postgres) => {
-            "the Postgres database is untouched; files on the app's volume went with it"
-        }
-        (Storage::LocalFs, Database::Sqlite) => {
-            "the app's volume (its files and SQLite data) went with it"
-        }
-    };
-    ctx.say(format!("data: {survives}"));
-    Ok(Outcome::ok(json!({ "id": d.id, "provider": d.provider })))
+    }
+    (kept, destroyed)
 }
 
 /// `status` and `logs`: the provider's own words, live; in `--json` also as `output`.

@@ -79,6 +79,10 @@ pub struct DeployArgs {
     pub json: bool,
     pub id: Option<String>,
     pub force: bool,
+    /// `down --purge`: destroy the data too (only with `yes`).
+    pub purge: bool,
+    /// `down --purge --yes`: the confirmation `--purge` needs.
+    pub yes: bool,
     pub migrate: bool,
     pub init_place: Option<Place>,
     pub secrets: Option<SecretsAction>,
@@ -130,6 +134,7 @@ Converge:
   verify [FILE]                        prove the live engine answers /health with 200
   status | logs | url [FILE]           presence and endpoint · recent logs · the URL
   down [FILE]                          tear down, keep the data
+  down [FILE] --purge --yes            tear down and destroy the data too (cloud)
   local                                zero-config local engine, no file needed
 
 Secrets (values never in the file, never printed):
@@ -208,6 +213,8 @@ fn parse_deploy(parser: &mut Parser) -> Result<Command, Usage> {
         json: false,
         id: None,
         force: false,
+        purge: false,
+        yes: false,
         migrate: false,
         init_place: None,
         secrets: None,
@@ -217,6 +224,8 @@ fn parse_deploy(parser: &mut Parser) -> Result<Command, Usage> {
             Arg::Short('h') | Arg::Long("help") => return Ok(Command::Help(DEPLOY_HELP.into())),
             Arg::Long("json") => args.json = true,
             Arg::Long("force") => args.force = true,
+            Arg::Long("purge") => args.purge = true,
+            Arg::Long("yes") => args.yes = true,
             Arg::Long("migrate") => args.migrate = true,
             Arg::Long("id") => args.id = Some(parser.value()?.string()?),
             Arg::Value(v) => positionals.push(v.string()?),
@@ -309,6 +318,18 @@ fn parse_deploy(parser: &mut Parser) -> Result<Command, Usage> {
         )));
     }
     args.file = rest.pop();
+    if (args.purge || args.yes) && verb != Verb::Down {
+        return Err(Usage(format!(
+            "`--purge` and `--yes` belong to `down` (got `{}`)",
+            verb.name()
+        )));
+    }
+    if args.purge && !args.yes {
+        return Err(Usage(
+            "`down --purge` destroys the deployment's data too (in the cloud: the app, its volume and its secrets) and cannot be undone — add `--yes` to confirm; plain `down` keeps the data"
+                .into(),
+        ));
+    }
     if verb == Verb::Fmt && !args.migrate {
         return Err(Usage(
             "`fmt` needs `--migrate` (it rewrites `#+DEPLOY_*` keyword lines into the drawer)"

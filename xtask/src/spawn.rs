@@ -36,6 +36,7 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_SECRET_KEYS",
     "WB_ENGINE_KEYS",
     "WB_FLY_TOML",
+    "WB_PURGE",
 ];
 
 /// App-build passthroughs: taken from the caller's environment when set (non-empty).

@@ -5,7 +5,8 @@ use super::{Ctx, Loaded, Outcome};
 use crate::deployment::Place;
 use crate::flags::Verb;
 
-pub fn run(ctx: &Ctx, verb: Verb, loaded: &Loaded, force: bool) -> Outcome {
+/// `purge` is `down --purge --yes` (the flag parser refuses `--purge` without `--yes`).
+pub fn run(ctx: &Ctx, verb: Verb, loaded: &Loaded, force: bool, purge: bool) -> Outcome {
     let Some(d) = loaded.deployment() else {
         loaded.report(ctx);
         return Outcome {
@@ -17,7 +18,10 @@ pub fn run(ctx: &Ctx, verb: Verb, loaded: &Loaded, force: bool) -> Outcome {
         ctx.say(format!("warning: {}", w.located(&loaded.shown)));
     }
     match d.place {
+        Place::Local if purge => Outcome::error(
+            "`down --purge` is not implemented for local deployments yet — plain `down` keeps the data dir; remove it by hand to destroy the data",
+        ),
         Place::Local => crate::local::run(ctx, verb, loaded, d, force),
-        Place::Cloud => crate::cloud::run(ctx, verb, loaded, d, force),
+        Place::Cloud => crate::cloud::run(ctx, verb, loaded, d, force, purge),
     }
 }
