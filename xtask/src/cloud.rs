@@ -63,6 +63,8 @@ struct Recipe {
     root: PathBuf,
     bootstrap: PathBuf,
     passthrough: Vec<String>,
+    /// The provider CLI(s) from the `# wb-cli:` header line (SPEC §18); empty: none named.
+    cli: Vec<String>,
     recipes: Recipes,
 }
 
@@ -85,8 +87,40 @@ impl Recipe {
             root: recipes.root.clone(),
             bootstrap,
             passthrough,
+            cli: cli_names(&text),
             recipes,
         })
+    }
+
+    /// Fails unless one of the `# wb-cli:` names is an executable on the PATH the
+    /// recipe will get (the caller's, else [`spawn::DEFAULT_PATH`]).
+    fn require_cli(&self, d: &Deployment) -> Step<()> {
+        if self.cli.is_empty() {
+            return Ok(());
+        }
+        let path = std::env::var_os("PATH")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| spawn::DEFAULT_PATH.into());
+        let found = self.cli.iter().any(|tool| {
+            std::env::split_paths(&path).any(|dir| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(dir.join(tool))
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+        });
+        if found {
+            return Ok(());
+        }
+        Err(fail(format!(
+            "the {} recipe needs {} on PATH, and none is there — install it (see {}) and run apply again; nothing was changed and no bearer was made",
+            d.provider,
+            self.cli
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            self.bootstrap.display()
+        )))
     }
 
     /// Runs one action with the sealed env; the fly.toml lives in a private temp dir
@@ -129,6 +163,28 @@ impl Recipe {
         drop(temp);
         finished
     }
+}
+
+/// The words of every `# wb-cli:` line in the recipe's leading comment block.
+fn cli_names(script: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in script.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let Some(comment) = trimmed.strip_prefix('#') else {
+            break;
+        };
+        if let Some(list) = comment.trim_start().strip_prefix("wb-cli:") {
+            for name in list.split_whitespace() {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names
 }
 
 fn stdout_mode(ctx: &Ctx) -> Stdout {
@@ -189,6 +245,9 @@ fn apply(ctx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Step<Outcom
     state::sweep_temp_files(&dir);
     let recipe = Recipe::prepare(loaded, d)?;
     let store = Store::at(&dir);
+    // The provider CLI first (SPEC §13.3): no bearer is made or shown for a deployment
+    // that cannot be applied.
+    recipe.require_cli(d)?;
 
     // Under the lock, read the deploy env again: another apply may have just made the
     // bearer.
