@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG
+# wb-cli: flyctl fly
 #
 # Fly.io recipe: deploys the engine image as one Fly Machine with one volume.
 #
@@ -7,9 +8,11 @@
 # contract every recipe gets (see ../_recipe.sh and ../README.md) and nothing
 # in the kit knows about Fly beyond the directory name.
 #
-# The line above lists the credentials the kit passes through its cleared
+# wb-passthrough lists the credentials the kit passes through its cleared
 # environment when they are set: flyctl reads FLY_ACCESS_TOKEN, then
-# FLY_API_TOKEN, then access_token in ~/.fly/config.yml (`fly auth login`).
+# FLY_API_TOKEN, then access_token in ~/.fly/config.yml (`fly auth login`,
+# usable for 30 days after last_login). wb-cli names the CLI the kit looks
+# for before `apply` makes anything (the bearer included).
 #
 # Inputs beyond the common ones:
 #   WB_FLY_TOML        fly.toml rendered by the kit (mounts "wbdata" at WB_DATA)
