@@ -87,6 +87,18 @@ if [[ -n ${WB_REGION:-} && ! $WB_REGION =~ ^[a-z0-9]+$ ]]; then
   wb_die "WB_REGION '$WB_REGION' is not a Fly region code (see 'fly platform regions')"
 fi
 
+# With WB_FLY_DOCKERFILE, flyctl builds only when neither --image nor
+# [build] image is set (internal/command/deploy/deploy_build.go
+# fetchImageRef): a config naming an image would deploy that image and ignore
+# the Dockerfile, so `up` refuses it before any flyctl call.
+if [[ ${WB_RECIPE_ACTION:-} == up && -n ${WB_FLY_DOCKERFILE:-} ]]; then
+  _fly_config=${WB_FLY_CONFIG:-${WB_FLY_TOML:-}}
+  if [[ -n $_fly_config && -f $_fly_config ]] &&
+    grep -Eq '^[[:space:]]*image[[:space:]]*=' "$_fly_config"; then
+    wb_die "WB_FLY_DOCKERFILE is set but $_fly_config has an image = key; flyctl would deploy that image and ignore the Dockerfile (the kit renders fly.toml without [build] image when WB_FLY_DOCKERFILE is set)"
+  fi
+fi
+
 _fly_update_mode() {
   [[ ${UPDATE:-} == 1 ]]
 }
@@ -314,12 +326,6 @@ provider_deploy_image() {
   if [[ -n ${WB_FLY_DOCKERFILE:-} ]]; then
     if [[ ! -f $WB_FLY_DOCKERFILE ]]; then
       wb_die "WB_FLY_DOCKERFILE $WB_FLY_DOCKERFILE does not exist"
-    fi
-    # flyctl builds only when neither --image nor [build] image is set
-    # (deploy_build.go fetchImageRef): refuse a config that would silently
-    # deploy a prebuilt image instead.
-    if grep -Eq '^[[:space:]]*image[[:space:]]*=' "$config"; then
-      wb_die "WB_FLY_DOCKERFILE is set but $config has an image = key; flyctl would deploy that image and ignore the Dockerfile (the kit renders fly.toml without [build] image when WB_FLY_DOCKERFILE is set)"
     fi
     args+=(--dockerfile "$WB_FLY_DOCKERFILE")
   elif [[ -z ${WB_FLY_CONFIG:-} ]]; then
