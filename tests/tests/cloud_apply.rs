@@ -496,3 +496,40 @@ fn verify_sends_the_bearer_and_reports_the_health_status() {
     );
     assert!(!refused.stderr.contains(&bearer));
 }
+
+/// The app-build path: the kit renders fly.toml without `[build] image`, so flyctl builds
+/// the Dockerfile (deploy_build.go fetchImageRef: --image, then [build] image, and only
+/// then a build) instead of silently deploying the prebuilt image.
+#[test]
+fn the_dockerfile_path_builds_instead_of_deploying_the_prebuilt_image() {
+    if !double_ready() {
+        return;
+    }
+    let mut sb = fly_sandbox(FILE);
+    let dockerfile = sb.write("work/src/Dockerfile", "FROM scratch\n");
+    sb.set("WB_FLY_DOCKERFILE", dockerfile.display().to_string());
+    let run = sb.deploy(&["apply", FILE]);
+    run.expect_code(0);
+    clean(&sb, &run);
+    let deploy = calls(&sb)
+        .into_iter()
+        .find(|c| c["command"] == "deploy")
+        .expect("a deploy call");
+    let argv: Vec<&str> = deploy["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(argv.contains(&"--dockerfile"), "{argv:?}");
+    assert!(!argv.contains(&"--image"), "{argv:?}");
+    let release = &fly_app(&sb)["releases"][0];
+    assert!(
+        release["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("registry.fly.io/wb-saas:deployment-"),
+        "{release}"
+    );
+    assert!(release["config"]["build"].is_null(), "{release}");
+}
