@@ -317,8 +317,10 @@ provider_deploy_image() {
   # --yes: accept flyctl's confirmations; there is no terminal.
   # No region flag: `fly deploy` has none since v0.2.47 (commit 363a040f1);
   # new Machines go to the config's primary_region, where the volume is
-  # (machines_launchinput.go launchInputForLaunch). --primary-region says so
-  # explicitly for a WB_FLY_CONFIG that may name another region.
+  # (machines_launchinput.go launchInputForLaunch). --primary-region replaces
+  # the config's primary_region for this deploy (deploy.go run ->
+  # machines.go determineAppConfigForMachines), so a WB_FLY_CONFIG naming
+  # another region still lands beside the volume.
   args=(deploy -a "$WB_APP_NAME" --config "$config" --ha=false --yes)
   if [[ -n ${WB_REGION:-} ]]; then
     args+=(--primary-region "$WB_REGION")
