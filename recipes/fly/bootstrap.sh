@@ -26,24 +26,24 @@
 #                      to create either, so a mistyped name cannot start an
 #                      empty app) and `fly deploy --update-only` only updates
 #                      the existing Machines, never creating new ones.
-#   FLY_ORG            optional: organization slug for `fly apps create --org`.
-#                      The kit only passes the passthrough names above, so it
-#                      arrives only when the recipe is run by hand; without it
+#   FLY_ORG            optional: organization slug for `fly apps create --org`
+#                      (a passthrough: the kit passes it when set); without it
 #                      flyctl picks the account's personal organization when
 #                      that is the only one, and otherwise fails with
 #                      "org slug must be specified when not running
 #                      interactively" (no app is created).
-#
 #   WB_PURGE=1         `down` destroys the app with its volume and secrets
 #                      (the kit sets it only for `down --purge --yes`); without
 #                      it `down` destroys the Machines and keeps the app, the
 #                      wbdata volume and the secrets, and the next `up` runs a
 #                      new Machine on the same volume.
-#   WB_FLY_LOGS_TIMEOUT optional: seconds `logs` waits (default 20); see
-#                      provider_logs.
+#   WB_FLY_LOGS_TIMEOUT optional: seconds `logs` waits (default 20; the kit
+#                      does not pass it, so it is for runs by hand and tests);
+#                      see provider_logs.
 #
 # Every flyctl call and flag below was checked against flyctl's source
-# (superfly/flyctl ad0172fac, v0.4.87; see docs/cloud.md, "Fidelity"), not its
+# (superfly/flyctl ad0172fac, v0.4.87; see docs/cloud.md, "Fly: fidelity to
+# flyctl"), not its
 # docs. Every call is non-interactive: `--yes` where flyctl would prompt.
 
 set -euo pipefail
