@@ -43,8 +43,8 @@
 #
 # Every flyctl call and flag below was checked against flyctl's source
 # (superfly/flyctl ad0172fac, v0.4.87; see docs/cloud.md, "Fly: fidelity to
-# flyctl"), not its
-# docs. Every call is non-interactive: `--yes` where flyctl would prompt.
+# flyctl"), not its docs. Every call is non-interactive: `--yes` where
+# flyctl would prompt.
 
 set -euo pipefail
 
