@@ -1796,7 +1796,14 @@ fn double_rejects_unknown_commands_and_flags() {
 
 /// flyctl's own parser test vectors (internal/command/secrets/parser_test.go at
 /// ad0172fac), transcribed as data: input, then the expected NAME=VALUE map.
-const PARSER_VECTORS: &[(&str, &str, &[(&str, &str)])] = &[
+/// One parser test: its name in parser_test.go, the input, the expected map.
+type ParserVector = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const PARSER_VECTORS: &[ParserVector] = &[
     (
         "Test_parse_basic",
         "\n# A comment plus a new line with spaces\n\nFOO=BAR\n# Another comment\nQUX=NAH\n",
