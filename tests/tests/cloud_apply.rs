@@ -243,6 +243,17 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     );
     assert_eq!(mutating(&calls(&sb)[before..]), ["apps destroy"]);
     assert!(fly_state(&sb)["apps"]["wb-saas"].is_null());
+    // No flyctl call the recipe made in the whole arc was rejected: every one exited 0
+    // but the first `status`, the probe that found no app yet.
+    let all = calls(&sb);
+    let failed: Vec<String> = all
+        .iter()
+        .filter(|c| c["exit"] != 0)
+        .map(|c| format!("{} -> {}", c["argv"], c["exit"]))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].starts_with("[\"status\""), "{failed:?}");
+
     // The kit's store (and the bearer) stay even then.
     assert_eq!(
         stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
