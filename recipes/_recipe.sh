@@ -214,6 +214,12 @@ _wb_dotenv_line() {
   local name=$1 value=$2 first rest line quotes
   local LC_ALL=C
   _WB_DOTENV_WHY=
+  if ! _wb_is_utf8 "$value"; then
+    # flyctl sends secrets to Fly as JSON (fly-go flaps/flaps.go _sendRequest,
+    # json.Marshal), and Go's encoding/json turns invalid UTF-8 into U+FFFD.
+    _WB_DOTENV_WHY="the value of $name is not valid UTF-8, which flyctl would change (its JSON replaces invalid bytes)"
+    return 1
+  fi
   if [[ $value != *$'\n'* ]]; then
     if _wb_even_quotes_before_hash "$value"; then
       line="$name=\"\"\"$value\"\"\""
@@ -271,6 +277,18 @@ _wb_dotenv_line() {
   fi
   quotes='"""'
   printf '%s=%s%s%s\n' "$name" "$quotes" "$value" "$quotes"
+}
+
+# _wb_is_utf8 TEXT: succeeds when TEXT is valid UTF-8 (RFC 3629: no
+# overlong forms, no surrogates, at most U+10FFFF). ASCII text takes the fast
+# path; otherwise one byte-wise regular expression in the C locale.
+_wb_is_utf8() {
+  local LC_ALL=C
+  local re=$'^([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf][\x80-\xbf]|[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]|\xf4[\x80-\x8f][\x80-\xbf][\x80-\xbf])*$'
+  if [[ $1 != *[![:ascii:]]* ]]; then
+    return 0
+  fi
+  [[ $1 =~ $re ]]
 }
 
 # _wb_even_quotes_before_hash TEXT: succeeds when TEXT has no "#", or an even

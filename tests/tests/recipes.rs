@@ -1282,6 +1282,47 @@ fn values_flyctl_cannot_carry_are_refused_by_name_before_anything_is_created() {
 }
 
 #[test]
+fn values_that_are_not_utf8_are_refused_by_name() {
+    use std::os::unix::ffi::OsStrExt;
+    if !double_ready() {
+        return;
+    }
+    // flyctl sends secrets as JSON (fly-go flaps.go json.Marshal): Go replaces invalid
+    // UTF-8 with U+FFFD, so such a value can never arrive as it was.
+    for bytes in [
+        &b"caf\xe9"[..],
+        &b"a\xe2\x82"[..],
+        &b"\xed\xa0\x80 surrogate"[..],
+    ] {
+        let mut fx = Fixture::new();
+        fx.set("WB_SECRET_KEYS", "RAW_SECRET");
+        let mut cmd = fx.command(Some("up"));
+        cmd.env("RAW_SECRET", std::ffi::OsStr::from_bytes(bytes));
+        let run = Run::from(cmd.output().unwrap());
+        run.expect_code(1);
+        assert!(run.stderr.contains("RAW_SECRET"), "{}", run.stderr);
+        assert!(run.stderr.contains("not valid UTF-8"), "{}", run.stderr);
+        assert_eq!(
+            fx.calls_text(),
+            "",
+            "flyctl ran for a value it would change"
+        );
+    }
+    // The double stores what Go's JSON would send: one U+FFFD per invalid byte.
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    fx.fly(
+        &["secrets", "import", "--stage", "-a", APP],
+        b"RAW=a\xe2\x82b\n",
+    )
+    .expect_code(0);
+    assert_eq!(
+        fx.app_state()["secrets"]["RAW"]["digest"],
+        sha256_hex("a\u{fffd}\u{fffd}b".as_bytes()).as_str()
+    );
+}
+
+#[test]
 fn values_import_cannot_carry_go_through_secrets_set_on_stdin() {
     if !double_ready() {
         return;
