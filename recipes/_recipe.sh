@@ -26,6 +26,11 @@
 #     provider_status          print the provider's view of the app
 #     provider_logs            print recent logs and return (no following)
 #
+# and may define provider_check_env, run by wb_base_env before any hook: it
+# must refuse (wb_die, naming the variable, never its value) every engine value
+# the recipe cannot deliver exactly. Without it, every value must fit
+# wb_engine_dotenv.
+#
 # Every hook must be idempotent: `up` run twice in a row must succeed and
 # create nothing the second time. A hook fails by exiting non-zero (set -e is
 # on); never hide a failure with `|| true`, and never decide "absent" from an
@@ -149,8 +154,14 @@ wb_base_env() {
     _wb_check_engine_keys
   fi
 
-  # Refuse values flyctl-style dotenv cannot carry before anything is created.
-  wb_engine_dotenv >/dev/null
+  # Refuse values the recipe cannot send before anything is created: a recipe
+  # that sends some values another way checks them in provider_check_env; the
+  # rest must fit the dotenv form.
+  if declare -F provider_check_env >/dev/null; then
+    provider_check_env
+  else
+    wb_engine_dotenv >/dev/null
+  fi
 }
 
 # _wb_check_engine_keys: the set of names in WB_ENGINE_ENV must equal the set
@@ -180,70 +191,123 @@ _wb_check_engine_keys() {
   fi
 }
 
-# _wb_dotenv_line NAME VALUE: print one NAME=VALUE entry in the format
-# `flyctl secrets import` parses, or exit 1 naming NAME (never the value)
-# when flyctl's parser cannot return exactly VALUE. The parser
-# (internal/command/secrets/parser.go in superfly/flyctl):
-#   - NAME=VALUE per line; spaces before VALUE are dropped, and one pair of
-#     surrounding double quotes is removed, so single-line values are written
-#     as NAME="VALUE";
-#   - a value starting with """ opens a multi-line value that ends at the
-#     first later line ending in """; lines are joined with \n;
-#   - lines are read with bufio.Scanner: a \r before \n is dropped and a line
-#     of 64 KiB or more ends the input.
+# _wb_dotenv_line NAME VALUE: print one NAME=VALUE line that `flyctl secrets
+# import` parses back to exactly VALUE, or return 1 (printing nothing) with the
+# reason in _WB_DOTENV_WHY, which names NAME and never shows the value.
+#
+# The parser (internal/command/secrets/parser.go in superfly/flyctl, read at
+# ad0172fac = v0.4.87; unchanged in behaviour since v0.4.14), line by line:
+#   - lines come from bufio.Scanner: split at \n, a \r before \n dropped, and a
+#     line of 64 KiB or more silently ends the input;
+#   - NAME=VALUE split at the first "="; spaces before VALUE dropped;
+#   - VALUE is cut at its first "#" when the text before that "#" holds an even
+#     number of double quotes (then trailing spaces go too);
+#   - """x""" (6 bytes or more) is x; a value starting with """ and not ending
+#     so opens a multi-line value, closed by the first later line ending in
+#     """ (lines joined with \n);
+#   - otherwise one pair of surrounding " or ' is removed.
+# So a one-line value v is written as NAME="""v""" when v has no "#" or an even
+# number of " before its first "#" (the three quotes keep the count even, so
+# nothing is cut), and as NAME='v' when that number is odd (the count with the
+# opening ' stays odd). Every one-line value has one of the two forms.
 _wb_dotenv_line() {
-  local name=$1 value=$2 rest line first
+  local name=$1 value=$2 first rest line quotes
   local LC_ALL=C
+  _WB_DOTENV_WHY=
+  if ! _wb_is_utf8 "$value"; then
+    # flyctl sends secrets to Fly as JSON (fly-go flaps/flaps.go _sendRequest,
+    # json.Marshal), and Go's encoding/json turns invalid UTF-8 into U+FFFD.
+    _WB_DOTENV_WHY="the value of $name is not valid UTF-8, which flyctl would change (its JSON replaces invalid bytes)"
+    return 1
+  fi
   if [[ $value != *$'\n'* ]]; then
-    if [[ $value != '""'* && $value != '"' ]]; then
-      line="$name=\"$value\""
-    elif [[ $value != '"""'* && $value != *'"' && $value != *$'\r' ]]; then
-      # Quoting would start the line with """ and open a multi-line value;
-      # the bare form reads back unchanged because it neither starts with """
-      # nor ends with a quote (or a carriage return).
-      line="$name=$value"
+    if _wb_even_quotes_before_hash "$value"; then
+      line="$name=\"\"\"$value\"\"\""
     else
-      wb_die "the value of $name starts and ends with double quotes in a way flyctl secrets import cannot read back"
+      line="$name='$value'"
     fi
     if ((${#line} > WB_DOTENV_MAX_LINE)); then
-      wb_die "the value of $name is longer than flyctl secrets import can read on one line"
+      _WB_DOTENV_WHY="the value of $name is longer than flyctl secrets import can read on one line"
+      return 1
     fi
     printf '%s\n' "$line"
     return 0
   fi
 
-  # Multi-line: NAME="""first ... last""" on consecutive lines.
+  # Multi-line: NAME="""first, the middle lines, last""" — the first line must
+  # not be cut at a "#" nor read as a one-line """…""", no line before the last
+  # may end in """ (it would close the value) or in \r (the scanner drops it).
   first=${value%%$'\n'*}
   rest=${value#*$'\n'}
+  if ! _wb_even_quotes_before_hash "$first"; then
+    _WB_DOTENV_WHY="the first line of $name has a '#' after an odd number of double quotes, which flyctl secrets import cuts"
+    return 1
+  fi
+  if [[ $first == *'"""' ]]; then
+    _WB_DOTENV_WHY="the first line of $name ends with three double quotes, which flyctl secrets import reads as a one-line value"
+    return 1
+  fi
   if [[ $first == *$'\r' ]]; then
-    wb_die "a line of $name ends with a carriage return, which flyctl secrets import drops"
+    _WB_DOTENV_WHY="a line of $name ends with a carriage return, which flyctl secrets import drops"
+    return 1
   fi
   if ((${#first} + ${#name} + 4 > WB_DOTENV_MAX_LINE)); then
-    wb_die "a line of $name is longer than flyctl secrets import can read"
+    _WB_DOTENV_WHY="a line of $name is longer than flyctl secrets import can read"
+    return 1
   fi
   while [[ $rest == *$'\n'* ]]; do
     line=${rest%%$'\n'*}
     rest=${rest#*$'\n'}
     if [[ $line == *'"""' ]]; then
-      wb_die "a line of $name ends with three double quotes, which would end the value early in flyctl secrets import"
+      _WB_DOTENV_WHY="a line of $name ends with three double quotes, which would end the value early in flyctl secrets import"
+      return 1
     fi
     if [[ $line == *$'\r' ]]; then
-      wb_die "a line of $name ends with a carriage return, which flyctl secrets import drops"
+      _WB_DOTENV_WHY="a line of $name ends with a carriage return, which flyctl secrets import drops"
+      return 1
     fi
     if ((${#line} > WB_DOTENV_MAX_LINE)); then
-      wb_die "a line of $name is longer than flyctl secrets import can read"
+      _WB_DOTENV_WHY="a line of $name is longer than flyctl secrets import can read"
+      return 1
     fi
   done
   if ((${#rest} + 3 > WB_DOTENV_MAX_LINE)); then
-    wb_die "a line of $name is longer than flyctl secrets import can read"
+    _WB_DOTENV_WHY="a line of $name is longer than flyctl secrets import can read"
+    return 1
   fi
-  printf '%s="""%s"""\n' "$name" "$value"
+  quotes='"""'
+  printf '%s=%s%s%s\n' "$name" "$quotes" "$value" "$quotes"
+}
+
+# _wb_is_utf8 TEXT: succeeds when TEXT is valid UTF-8 (RFC 3629: no
+# overlong forms, no surrogates, at most U+10FFFF). ASCII text takes the fast
+# path; otherwise one byte-wise regular expression in the C locale.
+_wb_is_utf8() {
+  local LC_ALL=C
+  local re=$'^([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf][\x80-\xbf]|[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]|\xf4[\x80-\x8f][\x80-\xbf][\x80-\xbf])*$'
+  if [[ $1 != *[![:ascii:]]* ]]; then
+    return 0
+  fi
+  [[ $1 =~ $re ]]
+}
+
+# _wb_even_quotes_before_hash TEXT: succeeds when TEXT has no "#", or an even
+# number of double quotes before its first "#".
+_wb_even_quotes_before_hash() {
+  local before quotes
+  if [[ $1 != *'#'* ]]; then
+    return 0
+  fi
+  before=${1%%'#'*}
+  quotes=${before//[!\"]/}
+  ((${#quotes} % 2 == 0))
 }
 
 # wb_engine_dotenv: print WB_ENGINE_ENV as dotenv text on stdout, in the
-# format `flyctl secrets import` reads from stdin (multi-line values between
-# triple double quotes). Every value round-trips exactly; a value that cannot
-# (see _wb_dotenv_line) stops the run with exit 1 before anything is printed.
+# format `flyctl secrets import` reads from stdin. Every value round-trips
+# exactly; a value that cannot (see _wb_dotenv_line) stops the run with exit 1,
+# naming the variable, before anything is printed. Names listed in
+# WB_DOTENV_SKIP (words) are left out: a recipe sends those another way.
 # Pipe it straight into the provider's CLI: values never go through argv.
 wb_engine_dotenv() {
   local entry
@@ -251,12 +315,59 @@ wb_engine_dotenv() {
     wb_die "wb_engine_dotenv called before wb_base_env"
   fi
   for entry in "${WB_ENGINE_ENV[@]}"; do
+    if _wb_in_words "${entry%%=*}" "${WB_DOTENV_SKIP:-}"; then
+      continue
+    fi
     # Validate everything first so a bad value never yields partial output.
-    _wb_dotenv_line "${entry%%=*}" "${entry#*=}" >/dev/null
+    if ! _wb_dotenv_line "${entry%%=*}" "${entry#*=}" >/dev/null; then
+      wb_die "$_WB_DOTENV_WHY; nothing was sent"
+    fi
   done
   for entry in "${WB_ENGINE_ENV[@]}"; do
-    _wb_dotenv_line "${entry%%=*}" "${entry#*=}"
+    if ! _wb_in_words "${entry%%=*}" "${WB_DOTENV_SKIP:-}"; then
+      _wb_dotenv_line "${entry%%=*}" "${entry#*=}"
+    fi
   done
+}
+
+# wb_dotenv_carries NAME VALUE: succeeds when wb_engine_dotenv can carry VALUE;
+# otherwise fails with the reason (naming NAME) in _WB_DOTENV_WHY.
+wb_dotenv_carries() {
+  _wb_dotenv_line "$1" "$2" >/dev/null
+}
+
+# wb_engine_value NAME: print the value of NAME in WB_ENGINE_ENV (no newline),
+# for piping into a provider's CLI. Fails when NAME is not in the engine env.
+wb_engine_value() {
+  local entry
+  for entry in ${WB_ENGINE_ENV[@]+"${WB_ENGINE_ENV[@]}"}; do
+    if [[ ${entry%%=*} == "$1" ]]; then
+      printf '%s' "${entry#*=}"
+      return 0
+    fi
+  done
+  wb_die "wb_engine_value: $1 is not in the engine env"
+}
+
+# wb_with_timeout SECONDS COMMAND...: run COMMAND; stop it (SIGTERM) when it
+# has not finished after SECONDS and return 124 (what coreutils timeout
+# returns), else return its exit code. Plain bash, so it works where
+# `timeout` is missing (macOS).
+wb_with_timeout() {
+  local seconds=$1 pid rc=0 ticks=0
+  shift
+  "$@" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((ticks >= seconds * 10)) && kill -TERM "$pid" 2>/dev/null; then
+      wait "$pid" || rc=$?
+      return 124
+    fi
+    sleep 0.1
+    ticks=$((ticks + 1))
+  done
+  wait "$pid" || rc=$?
+  return "$rc"
 }
 
 # _wb_step HOOK: run one hook, remembering its name for the failure message.

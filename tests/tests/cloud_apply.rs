@@ -61,6 +61,7 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     assert_eq!(
         commands(&calls(&sb)),
         [
+            "version",
             "status",
             "apps create",
             "secrets import",
@@ -172,7 +173,14 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     let log = std::fs::read_to_string(sb.home().join(".fly-double/calls.log")).unwrap();
     assert!(!log.contains(&bearer));
 
-    // down: destroys the app, forgets the record, keeps the store and bearer.
+    // down keeps the data: the machines go, the app, its volume (with the data on it)
+    // and its secrets stay; the kit repeats what the recipe reports.
+    let volume = fly_app(&sb)["volumes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mark_volume(&sb, "registry.db", "workbook-7");
+    let before = calls(&sb).len();
     let down = sb.deploy(&["down", FILE]);
     down.expect_code(0);
     clean(&sb, &down);
@@ -181,16 +189,99 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
         stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
         bearer
     );
-    assert!(commands(&calls(&sb)).contains(&"apps destroy".to_string()));
+    assert_eq!(mutating(&calls(&sb)[before..]), ["scale count"]);
+    for line in [
+        "  destroyed: the machines of app wb-saas".to_string(),
+        "  kept: app wb-saas and its secrets".to_string(),
+        format!("  kept: volume wbdata ({volume})"),
+    ] {
+        assert!(down.stderr.contains(&line), "{line}: {}", down.stderr);
+    }
+    let app = fly_app(&sb);
+    assert_eq!(app["machines"].as_array().unwrap().len(), 0);
+    assert!(app["secrets"]["WB_PUBLIC_BEARER"].is_object());
 
-    // Applying after down converges again (creates the app) with the same bearer.
+    // Applying after down converges again: a new machine on the same volume.
+    let before = calls(&sb).len();
     let back = sb.deploy(&["apply", FILE]);
     back.expect_code(0);
+    clean(&sb, &back);
     assert!(!back.stderr.contains("control-plane locked"));
     assert_eq!(
         stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
         bearer
     );
+    assert_eq!(
+        mutating(&calls(&sb)[before..]),
+        ["secrets import", "deploy"]
+    );
+    let app = fly_app(&sb);
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(app["volumes"][0]["id"], volume.as_str());
+    assert_eq!(app["volumes"][0]["x_data"]["registry.db"], "workbook-7");
+    assert_eq!(
+        app["volumes"][0]["attached_machine_id"],
+        app["machines"][0]["id"]
+    );
+
+    // --purge needs --yes (usage error, nothing runs); with it the app goes.
+    let before = calls(&sb).len();
+    let refused = sb.deploy(&["down", FILE, "--purge"]);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert_eq!(calls(&sb).len(), before);
+    let purge = sb.deploy(&["down", FILE, "--purge", "--yes", "--json"]);
+    purge.expect_code(0);
+    clean(&sb, &purge);
+    let v = purge.json();
+    assert_eq!(v["purge"], true);
+    assert!(
+        v["destroyed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("app wb-saas"),
+        "{v}"
+    );
+    assert_eq!(mutating(&calls(&sb)[before..]), ["apps destroy"]);
+    assert!(fly_state(&sb)["apps"]["wb-saas"].is_null());
+    // No flyctl call the recipe made in the whole arc was rejected: every one exited 0
+    // but the first `status`, the probe that found no app yet.
+    let all = calls(&sb);
+    let failed: Vec<String> = all
+        .iter()
+        .filter(|c| c["exit"] != 0)
+        .map(|c| format!("{} -> {}", c["argv"], c["exit"]))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].starts_with("[\"status\""), "{failed:?}");
+
+    // The kit's store (and the bearer) stay even then.
+    assert_eq!(
+        stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
+        bearer
+    );
+}
+
+fn fly_state(sb: &Sandbox) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(sb.home().join(".fly-double/state.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn fly_app(sb: &Sandbox) -> serde_json::Value {
+    fly_state(sb)["apps"]["wb-saas"].clone()
+}
+
+/// A marker in the first volume's state: the double's stand-in for workbook bytes.
+fn mark_volume(sb: &Sandbox, key: &str, value: &str) {
+    let mut state = fly_state(sb);
+    state["apps"]["wb-saas"]["volumes"][0]["x_data"][key] = serde_json::Value::String(value.into());
+    std::fs::write(
+        sb.home().join(".fly-double/state.json"),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -302,14 +393,18 @@ fn status_and_down_work_with_a_declared_secret_unset() {
     let run = sb.deploy(&["down", FILE]);
     run.expect_code(0);
     assert!(
+        run.stderr.contains("down — cloud-saas at fly"),
+        "{}",
         run.stderr
-            .contains("down — cloud-saas at fly; its secret store (and bearer) stay in"),
+    );
+    assert!(
+        run.stderr.contains("  kept: app wb-saas and its secrets"),
         "{}",
         run.stderr
     );
     assert_eq!(
         mutating(&calls(&sb)).last().map(String::as_str),
-        Some("apps destroy")
+        Some("scale count")
     );
     sb.deploy(&["apply", FILE]).expect_code(1);
 }
@@ -345,21 +440,29 @@ fn without_flyctl_the_recipe_points_at_the_installer() {
     }
     let run = sb.deploy(&["apply", FILE]);
     run.expect_code(1);
-    assert_eq!(
-        run.stderr.trim_end().lines().last().unwrap(),
-        "error: the fly recipe needs `flyctl` or `fly` on PATH — install it, then apply again (nothing was changed)",
-        "{}",
-        run.stderr
-    );
-    // Checked before anything else: no bearer was generated, shown or stored.
-    assert!(!run.stderr.contains("WB_ENGINE_TOKEN"), "{}", run.stderr);
+    // The kit checks the recipe's `# wb-cli:` tools before it makes the bearer
+    // (SPEC §13.3): nothing is generated, stored or shown for an apply that cannot run.
     assert!(
-        stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").is_none(),
+        run.stderr.contains("needs `flyctl` or `fly` on PATH"),
         "{}",
         run.stderr
     );
+    assert!(
+        !run.stderr.contains("control-plane locked"),
+        "{}",
+        run.stderr
+    );
+    assert!(stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").is_none());
     assert!(!applied_record(&sb).exists());
     clean(&sb, &run);
+    // The recipe itself still points at the installer when run without the kit's check.
+    let run = sb.deploy(&["status", FILE]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("https://fly.io/docs/flyctl/install/"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -404,4 +507,41 @@ fn verify_sends_the_bearer_and_reports_the_health_status() {
         refused.stderr
     );
     assert!(!refused.stderr.contains(&bearer));
+}
+
+/// The app-build path: the kit renders fly.toml without `[build] image`, so flyctl builds
+/// the Dockerfile (deploy_build.go fetchImageRef: --image, then [build] image, and only
+/// then a build) instead of silently deploying the prebuilt image.
+#[test]
+fn the_dockerfile_path_builds_instead_of_deploying_the_prebuilt_image() {
+    if !double_ready() {
+        return;
+    }
+    let mut sb = fly_sandbox(FILE);
+    let dockerfile = sb.write("work/src/Dockerfile", "FROM scratch\n");
+    sb.set("WB_FLY_DOCKERFILE", dockerfile.display().to_string());
+    let run = sb.deploy(&["apply", FILE]);
+    run.expect_code(0);
+    clean(&sb, &run);
+    let deploy = calls(&sb)
+        .into_iter()
+        .find(|c| c["command"] == "deploy")
+        .expect("a deploy call");
+    let argv: Vec<&str> = deploy["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(argv.contains(&"--dockerfile"), "{argv:?}");
+    assert!(!argv.contains(&"--image"), "{argv:?}");
+    let release = &fly_app(&sb)["releases"][0];
+    assert!(
+        release["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("registry.fly.io/wb-saas:deployment-"),
+        "{release}"
+    );
+    assert!(release["config"]["build"].is_null(), "{release}");
 }

@@ -168,8 +168,18 @@ fn the_worked_example_in_the_docs_deploys_end_to_end() {
         changed.stdout
     );
 
-    // down removes the app; the store stays.
-    sb.deploy(&["down", &file]).expect_code(0);
+    // down stops the app and keeps its volume, and the kit repeats what the recipe
+    // says; down --purge --yes removes it. The store stays either way.
+    let down = sb.deploy(&["down", &file]);
+    down.expect_code(0);
+    assert!(app.join("volume").is_dir());
+    assert!(
+        down.stderr.contains("  kept: app wb-acme and its volume"),
+        "{}",
+        down.stderr
+    );
+    sb.deploy(&["down", &file, "--purge", "--yes"])
+        .expect_code(0);
     assert!(!app.exists());
     assert!(sb.wb_home().join("acme/secrets.env").is_file());
     assert_no_canary_in_files(&sb.wb_home(), &["secrets.env"]);
@@ -341,6 +351,7 @@ fn the_spine_exits_2_on_an_unknown_action() {
         providers_dir: &root,
         artifacts: &[],
         passthrough: &[],
+        purge: false,
     };
     let caller = xtask::edge::Vars::new([
         ("PATH".into(), "/usr/bin:/bin".into()),

@@ -117,7 +117,7 @@ fn render(shown: &str, path: &Path, cx: &Context) -> String {
         out.push_str(&format!("valid — {}\n", d.summary()));
         out.push_str("--- engine env\n");
         out.push_str(&engine_env(d, &deploy_env).render());
-        if let Some(toml) = fly_toml::render(d) {
+        if let Some(toml) = fly_toml::render(d, false) {
             out.push_str("--- fly.toml\n");
             out.push_str(&toml);
         }

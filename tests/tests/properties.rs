@@ -253,7 +253,7 @@ proptest! {
             engine.render(),
             engine.to_json().to_string(),
             format!("{engine:?} {deploy_env:?} {checked:?}"),
-            fly_toml::render(&d).unwrap_or_default(),
+            fly_toml::render(&d, false).unwrap_or_default(),
         ];
         for (name, value) in &env {
             for out in &outputs {
@@ -269,7 +269,7 @@ proptest! {
         d.app = Some(app.clone());
         d.region = Some(region.clone());
         d.image = image.clone();
-        let text = fly_toml::render(&d).unwrap();
+        let text = fly_toml::render(&d, false).unwrap();
         let parsed: toml::Table = text.parse().unwrap();
         let keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
         prop_assert_eq!(keys, vec!["app", "primary_region", "build", "mounts", "http_service"]);

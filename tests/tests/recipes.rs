@@ -22,7 +22,8 @@ const REGION: &str = "ams";
 const IMAGE: &str = "ghcr.io/example/engine:1.2.3";
 const INSTALL_URL: &str = "https://fly.io/docs/flyctl/install/";
 const ACTIONS: [&str; 6] = ["up", "secrets", "down", "status", "logs", "url"];
-const UP_FRESH: [&str; 6] = [
+const UP_FRESH: [&str; 7] = [
+    "version",
     "status",
     "apps create",
     "secrets import",
@@ -108,6 +109,42 @@ fn double_ready() -> bool {
 }
 
 /// A random hex token, fresh per call.
+/// ~/.fly/config.yml as `flyctl auth login` leaves it: the token and `last_login`
+/// (internal/config/config.go), here `days_ago` days back. flyctl ignores a file token
+/// whose last_login is missing or older than 30 days (command.go RequireSession).
+fn config_yml(days_ago: u64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - days_ago * 86_400;
+    format!(
+        "access_token: fo1_test_token\nlast_login: {}\n",
+        rfc3339_utc(secs)
+    )
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
+fn rfc3339_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn random_token() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -119,69 +156,14 @@ fn random_token() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// SHA-256 (FIPS 180-4), to check the double's digests without another crate.
+/// SHA-256 of `data`, hex: the digests the double stores (with `sha2`, already in the
+/// kit's tree).
 fn sha256_hex(data: &[u8]) -> String {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    let mut msg = data.to_vec();
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
-    for block in msg.chunks(64) {
-        let mut w = [0u32; 64];
-        for (i, word) in block.chunks(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..64 {
-            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for i in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            hh = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    h.iter().map(|x| format!("{x:08x}")).collect()
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The engine env by the documented rules, computed here independently of the
@@ -238,7 +220,7 @@ impl Fixture {
             engine_keys: None,
             path: double_path(),
         };
-        fx.write("home/.fly/config.yml", "access_token: fo1_test_token\n");
+        fx.write("home/.fly/config.yml", &config_yml(1));
         fx.write("kit/fly.toml", FLY_TOML);
         for (k, v) in [
             ("WB_IMAGE", IMAGE),
@@ -393,6 +375,18 @@ impl Fixture {
         serde_json::from_str(&text).expect("state.json is JSON")
     }
 
+    /// Writes `key = value` into the first volume's `x_data`: the double's stand-in
+    /// for bytes on the disk, to prove that a volume survives `down`.
+    fn mark_volume(&self, key: &str, value: &str) {
+        let mut state = self.state();
+        state["apps"][APP]["volumes"][0]["x_data"][key] = Value::String(value.into());
+        std::fs::write(
+            self.double_file("state.json"),
+            serde_json::to_string_pretty(&state).unwrap(),
+        )
+        .unwrap();
+    }
+
     fn app_state(&self) -> Value {
         let state = self.state();
         let app = &state["apps"][APP];
@@ -420,22 +414,6 @@ fn recipe_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 // -------------------------------------------------------------------- tests ---
-
-#[test]
-fn sha256_helper_matches_known_answers() {
-    assert_eq!(
-        sha256_hex(b""),
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    );
-    assert_eq!(
-        sha256_hex(b"abc"),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
-    assert_eq!(
-        sha256_hex(&[b'a'; 1000]),
-        "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"
-    );
-}
 
 #[test]
 fn shellcheck_is_clean_on_every_recipe() {
@@ -491,7 +469,9 @@ fn recipes_never_swallow_failures_and_fly_declares_its_passthrough() {
         .collect();
     assert_eq!(
         header,
-        ["# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG"],
+        [
+            "# wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG WB_FLY_CONFIG WB_FLY_DOCKERFILE"
+        ],
         "the Fly recipe's passthrough header"
     );
 }
@@ -557,7 +537,7 @@ fn up_on_a_fresh_account_creates_stages_and_deploys_in_order() {
         ("-a", APP),
         ("--config", toml.as_str()),
         ("--image", IMAGE),
-        ("--region", REGION),
+        ("--primary-region", REGION),
     ] {
         assert!(
             contains_pair(&deploy, flag, value),
@@ -568,6 +548,11 @@ fn up_on_a_fresh_account_creates_stages_and_deploys_in_order() {
         assert!(deploy.contains(&flag.to_string()), "{flag}: {deploy:?}");
     }
     assert!(!deploy.contains(&"--update-only".to_string()), "{deploy:?}");
+    // `fly deploy` has had no --region since v0.2.47: the double rejects it as flyctl does.
+    assert!(
+        !deploy.iter().any(|a| a == "--region" || a == "-r"),
+        "{deploy:?}"
+    );
 
     let app = fx.app_state();
     let volumes = app["volumes"].as_array().unwrap();
@@ -581,7 +566,7 @@ fn up_on_a_fresh_account_creates_stages_and_deploys_in_order() {
     let releases = app["releases"].as_array().unwrap();
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0]["image"], IMAGE);
-    assert_eq!(releases[0]["region"], REGION);
+    assert_eq!(machines[0]["region"], REGION);
     assert_eq!(
         releases[0]["config_sha256"],
         sha256_hex(FLY_TOML.as_bytes()).as_str()
@@ -609,7 +594,13 @@ fn up_again_creates_nothing() {
     assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
     assert_eq!(
         fx.commands()[first..],
-        ["status", "secrets import", "volumes list", "deploy"]
+        [
+            "version",
+            "status",
+            "secrets import",
+            "volumes list",
+            "deploy"
+        ]
     );
     let app = fx.app_state();
     assert_eq!(app["volumes"].as_array().unwrap().len(), 1);
@@ -626,7 +617,10 @@ fn secrets_stages_without_deploying() {
     let run = fx.run("secrets");
     run.expect_code(0);
     assert_eq!(run.stdout, "", "secrets prints nothing on stdout");
-    assert_eq!(fx.commands(), ["status", "apps create", "secrets import"]);
+    assert_eq!(
+        fx.commands(),
+        ["version", "status", "apps create", "secrets import"]
+    );
     assert!(
         fx.argv_of("secrets import")
             .contains(&"--stage".to_string())
@@ -800,7 +794,7 @@ fn a_failing_step_stops_the_later_hooks() {
     fx.fail_next("volumes create 4");
     let run = fx.run("up");
     run.expect_code(4);
-    assert_eq!(fx.commands(), UP_FRESH[..5]);
+    assert_eq!(fx.commands(), UP_FRESH[..6]);
     assert!(
         run.stderr
             .contains("provider_attach_volume failed (exit 4)"),
@@ -812,7 +806,7 @@ fn a_failing_step_stops_the_later_hooks() {
     fx.fail_next("secrets import 5");
     let run = fx.run("up");
     run.expect_code(5);
-    assert_eq!(fx.commands(), UP_FRESH[..3]);
+    assert_eq!(fx.commands(), UP_FRESH[..4]);
     assert_eq!(run.stdout, "");
 }
 
@@ -845,9 +839,36 @@ fn not_logged_in_fails_without_attempting_a_create() {
         "{}",
         run.stderr
     );
-    assert_eq!(fx.commands(), ["status"]);
-    assert!(!fx.commands().iter().any(|c| c == "apps create"));
+    assert!(
+        run.stderr.contains("flyctl is not logged in"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.commands(), ["version", "status"]);
     assert!(fx.state()["apps"].as_object().unwrap().is_empty());
+
+    // flyctl ignores a config.yml token whose last_login is missing or older than 30
+    // days when it cannot prompt (command.go RequireSession, TokenTimeout): the recipe
+    // says "not logged in", never "the app is missing".
+    for config in ["access_token: fo1_test_token\n".to_string(), config_yml(31)] {
+        let fx = Fixture::new();
+        fx.write("home/.fly/config.yml", &config);
+        let run = fx.run("up");
+        run.expect_code(1);
+        assert!(
+            run.stderr.contains("no access token available"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("not logged in"), "{}", run.stderr);
+        assert_eq!(fx.commands(), ["version", "status"]);
+        assert!(fx.state()["apps"].as_object().unwrap().is_empty());
+    }
+    // A token from the environment skips the session-age check.
+    let mut fx = Fixture::new();
+    fx.write("home/.fly/config.yml", "access_token: old\n");
+    fx.set("FLY_API_TOKEN", "fo1_from_the_environment");
+    fx.run("up").expect_code(0);
 }
 
 #[test]
@@ -864,12 +885,93 @@ fn a_passed_through_token_logs_in() {
 }
 
 #[test]
-fn down_destroys_the_app_and_is_idempotent() {
+fn down_keeps_app_volume_and_secrets_and_up_brings_the_same_volume_back() {
     if !double_ready() {
         return;
     }
-    let fx = Fixture::new();
+    let mut fx = Fixture::new();
+    fx.set("KEPT_SECRET", "kept-value")
+        .set("WB_SECRET_KEYS", "KEPT_SECRET");
     fx.run("up").expect_code(0);
+    let volume = fx.app_state()["volumes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Workbook data on the volume: the double keeps a marker in the volume's state.
+    fx.mark_volume("registry.db", "workbook-42");
+
+    let before = fx.commands().len();
+    let run = fx.run("down");
+    run.expect_code(0);
+    assert_eq!(
+        fx.commands()[before..],
+        ["status", "scale count", "volumes list"]
+    );
+    assert_eq!(
+        fx.argv_of("scale count"),
+        ["scale", "count", "0", "-a", APP, "--yes"]
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("destroyed: the machines of app {APP}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("kept: app {APP} and its secrets")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("kept: volume wbdata ({volume})")),
+        "{}",
+        run.stdout
+    );
+    let app = fx.app_state();
+    assert_eq!(app["machines"].as_array().unwrap().len(), 0);
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(app["volumes"][0]["attached_machine_id"], Value::Null);
+    assert_eq!(
+        app["secrets"]["KEPT_SECRET"]["digest"],
+        sha256_hex(b"kept-value").as_str()
+    );
+
+    // down again: nothing left to stop, still succeeds and still reports.
+    let run = fx.run("down");
+    run.expect_code(0);
+    assert!(run.stdout.contains("kept: volume wbdata"), "{}", run.stdout);
+
+    // up after down: a new Machine on the same volume, with the data on it.
+    let before = fx.commands().len();
+    fx.run("up").expect_code(0);
+    assert!(
+        !fx.commands()[before..]
+            .iter()
+            .any(|c| c == "volumes create"),
+        "{:?}",
+        fx.commands()
+    );
+    let app = fx.app_state();
+    let volumes = app["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0]["id"], volume.as_str());
+    assert_eq!(volumes[0]["x_data"]["registry.db"], "workbook-42");
+    let machines = app["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 1);
+    assert_eq!(volumes[0]["attached_machine_id"], machines[0]["id"]);
+    assert_eq!(machines[0]["volume"], volume.as_str());
+}
+
+#[test]
+fn down_with_purge_destroys_the_app_and_is_idempotent() {
+    if !double_ready() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    fx.run("up").expect_code(0);
+    fx.set("WB_PURGE", "1");
     let before = fx.commands().len();
     let run = fx.run("down");
     run.expect_code(0);
@@ -879,7 +981,7 @@ fn down_destroys_the_app_and_is_idempotent() {
         ["apps", "destroy", APP, "--yes"]
     );
     assert!(
-        run.stdout.contains(&format!("Destroyed app {APP}")),
+        run.stdout.contains(&format!("destroyed: app {APP}")),
         "{}",
         run.stdout
     );
@@ -889,7 +991,30 @@ fn down_destroys_the_app_and_is_idempotent() {
     let run = fx.run("down");
     run.expect_code(0);
     assert_eq!(fx.commands()[before..], ["status"]);
-    assert!(run.stderr.contains("nothing to destroy"), "{}", run.stderr);
+    assert!(run.stdout.contains("kept: nothing"), "{}", run.stdout);
+
+    fx.set("WB_PURGE", "yes");
+    let run = fx.run("down");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("WB_PURGE must be 1 or 0"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn down_on_an_app_never_deployed_keeps_it() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.run("secrets").expect_code(0);
+    let run = fx.run("down");
+    run.expect_code(0);
+    assert!(run.stderr.contains("never deployed"), "{}", run.stderr);
+    assert!(run.stdout.contains("kept: app"), "{}", run.stdout);
+    assert!(!fx.state()["apps"].as_object().unwrap().is_empty());
 }
 
 #[test]
@@ -902,7 +1027,7 @@ fn status_logs_and_url_read_without_changing_anything() {
     run.expect_code(1);
     assert!(
         run.stderr
-            .contains(&format!("Could not find App \"{APP}\"")),
+            .contains("Error: failed to get app: Could not find App"),
         "{}",
         run.stderr
     );
@@ -936,6 +1061,60 @@ fn status_logs_and_url_read_without_changing_anything() {
     assert_eq!(fx.commands()[before..], ["status", "logs"]);
     assert!(fx.calls()[before..].iter().all(|c| c["mutating"] == false));
     assert_eq!(fx.state(), state, "a read-only action changed the platform");
+}
+
+#[test]
+fn logs_on_an_app_without_entries_stop_at_the_timeout() {
+    if !double_ready() {
+        return;
+    }
+    // flyctl's `logs --no-tail` returns only after a non-empty batch (logs/polling.go):
+    // on an app that never ran it polls for ever, and so does the double.
+    let mut fx = Fixture::new();
+    fx.run("secrets").expect_code(0);
+    fx.set("WB_FLY_LOGS_TIMEOUT", "2");
+    let started = std::time::Instant::now();
+    let run = fx.run("logs");
+    run.expect_code(0);
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_secs(2), "{took:?}");
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    assert!(
+        run.stderr.contains("no log entries within 2s"),
+        "{}",
+        run.stderr
+    );
+    let logs: Vec<Value> = fx
+        .calls()
+        .into_iter()
+        .filter(|c| c["command"] == "logs")
+        .collect();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["exit"], 143, "stopped by SIGTERM");
+
+    fx.set("WB_FLY_LOGS_TIMEOUT", "soon");
+    let run = fx.run("logs");
+    run.expect_code(1);
+    assert!(run.stderr.contains("WB_FLY_LOGS_TIMEOUT"), "{}", run.stderr);
+}
+
+#[test]
+fn an_old_flyctl_is_refused_before_anything_is_created() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("home/.fly-double/version", "0.4.13\n");
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("0.4.13 is older than 0.4.14"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.commands(), ["version"]);
+    fx.write("home/.fly-double/version", "0.4.14\n");
+    fx.run("up").expect_code(0);
 }
 
 #[test]
@@ -995,9 +1174,13 @@ fn values_flyctl_cannot_carry_are_refused_by_name_before_anything_is_created() {
     }
     let canary = format!("canary-{}", random_token());
     for value in [
-        format!("{canary}\r\nwindows line"),
-        format!("first\n{canary} ends early\"\"\"\nlast"),
-        format!("\"\"{canary}\""),
+        // A line ending in CR (import drops it) with whitespace at an end (set trims it).
+        format!("{canary}\r\nwindows line\n"),
+        // A middle line ending in """ (ends the value early) and a trailing newline.
+        format!("first\n{canary} ends early\"\"\"\nlast\n"),
+        // A first line cut at '#' after an odd number of '"', and a leading space.
+        format!(" \"{canary}#x\nsecond"),
+        // Longer than import's 64 KiB line and set's 64 KiB of stdin.
         "x".repeat(70_000),
     ] {
         let mut fx = Fixture::new();
@@ -1006,6 +1189,11 @@ fn values_flyctl_cannot_carry_are_refused_by_name_before_anything_is_created() {
         let run = fx.run("up");
         run.expect_code(1);
         assert!(run.stderr.contains("BAD_SECRET"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing was sent to Fly"),
+            "{}",
+            run.stderr
+        );
         run.assert_no_canary(&[canary.as_str()]);
         assert_eq!(
             fx.calls_text(),
@@ -1025,6 +1213,87 @@ fn values_flyctl_cannot_carry_are_refused_by_name_before_anything_is_created() {
 }
 
 #[test]
+fn values_that_are_not_utf8_are_refused_by_name() {
+    use std::os::unix::ffi::OsStrExt;
+    if !double_ready() {
+        return;
+    }
+    // flyctl sends secrets as JSON (fly-go flaps.go json.Marshal): Go replaces invalid
+    // UTF-8 with U+FFFD, so such a value can never arrive as it was.
+    for bytes in [
+        &b"caf\xe9"[..],
+        &b"a\xe2\x82"[..],
+        &b"\xed\xa0\x80 surrogate"[..],
+    ] {
+        let mut fx = Fixture::new();
+        fx.set("WB_SECRET_KEYS", "RAW_SECRET");
+        let mut cmd = fx.command(Some("up"));
+        cmd.env("RAW_SECRET", std::ffi::OsStr::from_bytes(bytes));
+        let run = Run::from(cmd.output().unwrap());
+        run.expect_code(1);
+        assert!(run.stderr.contains("RAW_SECRET"), "{}", run.stderr);
+        assert!(run.stderr.contains("not valid UTF-8"), "{}", run.stderr);
+        assert_eq!(
+            fx.calls_text(),
+            "",
+            "flyctl ran for a value it would change"
+        );
+    }
+    // The double stores what Go's JSON would send: one U+FFFD per invalid byte.
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    fx.fly(
+        &["secrets", "import", "--stage", "-a", APP],
+        b"RAW=a\xe2\x82b\n",
+    )
+    .expect_code(0);
+    assert_eq!(
+        fx.app_state()["secrets"]["RAW"]["digest"],
+        sha256_hex("a\u{fffd}\u{fffd}b".as_bytes()).as_str()
+    );
+}
+
+#[test]
+fn values_import_cannot_carry_go_through_secrets_set_on_stdin() {
+    if !double_ready() {
+        return;
+    }
+    let canary = format!("canary-{}", random_token());
+    // Each fails the dotenv form (CR line end; """ line end; '#' after one '"' on the
+    // first line) but has no whitespace at its ends, so `secrets set NAME=-` keeps it.
+    for value in [
+        format!("{canary}\r\nwindows line"),
+        format!("first\n{canary}\"\"\"\nlast"),
+        format!("\"{canary}#x\nsecond"),
+    ] {
+        let mut fx = Fixture::new();
+        fx.set("ODD_SECRET", &value)
+            .set("WB_SECRET_KEYS", "ODD_SECRET");
+        let run = fx.run("secrets");
+        run.expect_code(0);
+        run.assert_no_canary(&[canary.as_str()]);
+        assert!(!fx.calls_text().contains(&canary), "a value reached argv");
+        assert_eq!(
+            fx.argv_of("secrets set"),
+            ["secrets", "set", "ODD_SECRET=-", "--stage", "-a", APP]
+        );
+        let app = fx.app_state();
+        assert_eq!(
+            app["secrets"]["ODD_SECRET"]["digest"],
+            sha256_hex(value.as_bytes()).as_str(),
+            "{value:?}"
+        );
+        let imported: Vec<&str> = app["last_import"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(!imported.contains(&"ODD_SECRET"), "{imported:?}");
+    }
+}
+
+#[test]
 fn an_app_name_taken_elsewhere_fails_without_staging() {
     if !double_ready() {
         return;
@@ -1038,7 +1307,7 @@ fn an_app_name_taken_elsewhere_fails_without_staging() {
         "{}",
         run.stderr
     );
-    assert_eq!(fx.commands(), ["status", "apps create"]);
+    assert_eq!(fx.commands(), ["version", "status", "apps create"]);
 }
 
 #[test]
@@ -1051,7 +1320,7 @@ fn update_mode_only_updates_an_existing_app() {
     let run = fx.run("up");
     run.expect_code(1);
     assert!(run.stderr.contains("UPDATE=1"), "{}", run.stderr);
-    assert_eq!(fx.commands(), ["status"]);
+    assert_eq!(fx.commands(), ["version", "status"]);
 
     fx.unset("UPDATE");
     fx.run("up").expect_code(0);
@@ -1060,7 +1329,13 @@ fn update_mode_only_updates_an_existing_app() {
     fx.run("up").expect_code(0);
     assert_eq!(
         fx.commands()[before..],
-        ["status", "secrets import", "volumes list", "deploy"]
+        [
+            "version",
+            "status",
+            "secrets import",
+            "volumes list",
+            "deploy"
+        ]
     );
     assert!(fx.argv_of("deploy").contains(&"--update-only".to_string()));
     let app = fx.app_state();
@@ -1126,6 +1401,21 @@ fn the_app_build_paths_deploy_without_the_prebuilt_image() {
         "{release}"
     );
 
+    // A Dockerfile with a config that names an image: flyctl would deploy the image
+    // (deploy_build.go fetchImageRef), so the recipe refuses before any flyctl call.
+    let mut fx = Fixture::new();
+    let with_image = format!("{FLY_TOML}\n[build]\nimage = \"ghcr.io/example/custom:9\"\n");
+    fx.write("kit/fly.toml", &with_image);
+    fx.set("WB_FLY_DOCKERFILE", &dockerfile.display().to_string());
+    let run = fx.run("up");
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("ignore the Dockerfile"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fx.calls_text(), "");
+
     let mut fx = Fixture::new();
     let custom = format!("{FLY_TOML}\n[build]\nimage = \"ghcr.io/example/custom:9\"\n");
     let config = fx.write("src/fly.custom.toml", &custom);
@@ -1179,13 +1469,60 @@ fn a_volume_in_another_region_does_not_count() {
 // ------------------------------------------------- the double's own fidelity ---
 
 #[test]
-fn double_deploy_without_the_volume_fails_like_flyctl() {
+fn double_first_deploy_creates_the_volume_and_later_ones_need_one() {
     if !double_ready() {
         return;
     }
     let fx = Fixture::new();
     fx.fly(&["apps", "create", APP], b"").expect_code(0);
     let toml = fx.fly_toml().display().to_string();
+    // First deploy (app not deployed, no machines) with [mounts] and no volume:
+    // flyctl creates a 1 GB volume in primary_region (deploy_first.go).
+    let run = fx.fly(
+        &[
+            "deploy", "-a", APP, "--config", &toml, "--image", IMAGE, "--yes",
+        ],
+        b"",
+    );
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("Creating a 1 GB volume named 'wbdata' for process group 'app'"),
+        "{}",
+        run.stdout
+    );
+    let app = fx.app_state();
+    assert_eq!(app["volumes"][0]["region"], REGION);
+    assert_eq!(app["volumes"][0]["size_gb"], 1);
+    assert_eq!(app["machines"][0]["region"], REGION);
+
+    // A deployed app with no machines and no unattached volume: not a first deploy,
+    // so nothing is created and the deploy fails (machines.go validateVolumeConfig).
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    let bare = fx.write(
+        "kit/bare.toml",
+        "app = \"wb-recipe-test\"\nprimary_region = \"ams\"\n",
+    );
+    let bare = bare.display().to_string();
+    fx.fly(
+        &[
+            "deploy",
+            "-a",
+            APP,
+            "-c",
+            &bare,
+            "-i",
+            IMAGE,
+            "--ha=false",
+            "-y",
+        ],
+        b"",
+    )
+    .expect_code(0);
+    fx.fly(&["scale", "count", "0", "-a", APP, "--yes"], b"")
+        .expect_code(0);
+    assert_eq!(fx.app_state()["machines"].as_array().unwrap().len(), 0);
     let run = fx.fly(
         &[
             "deploy", "-a", APP, "--config", &toml, "--image", IMAGE, "--yes",
@@ -1200,7 +1537,119 @@ fn double_deploy_without_the_volume_fails_like_flyctl() {
         "{}",
         run.stderr
     );
-    assert_eq!(fx.app_state()["releases"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn double_scale_count_keeps_volumes_and_needs_a_complete_release() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.fly(&["apps", "create", APP], b"").expect_code(0);
+    // count_machines.go: no complete release -> this error (nothing to scale).
+    let run = fx.fly(&["scale", "count", "0", "-a", APP, "--yes"], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("Error: this app has no complete releases. Run `fly deploy` to create one"),
+        "{}",
+        run.stderr
+    );
+    let toml = fx.fly_toml().display().to_string();
+    fx.fly(&["deploy", "-a", APP, "-c", &toml, "-i", IMAGE, "-y"], b"")
+        .expect_code(0);
+    // Without --yes: the prompt's non-interactive error (note the "--").
+    let run = fx.fly(&["scale", "count", "0", "-a", APP], b"");
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("Error: --yes flag must be specified when not running interactively"),
+        "{}",
+        run.stderr
+    );
+    let run = fx.fly(&["scale", "count", "0", "-a", APP, "--yes"], b"");
+    run.expect_code(0);
+    assert!(run.stdout.contains("  Destroyed "), "{}", run.stdout);
+    let app = fx.app_state();
+    assert_eq!(app["machines"].as_array().unwrap().len(), 0);
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(app["volumes"][0]["attached_machine_id"], Value::Null);
+    let run = fx.fly(&["scale", "count", "0", "-a", APP, "--yes"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("App already scaled to desired state"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn double_json_shapes_are_flyctls() {
+    if !double_ready() {
+        return;
+    }
+    let fx = Fixture::new();
+    let run = fx.fly(&["apps", "create", APP, "--json"], b"");
+    run.expect_code(0);
+    let created: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(created["Name"], APP);
+    assert_eq!(created["Organization"]["Slug"], "personal");
+    let toml = fx.fly_toml().display().to_string();
+    fx.fly(&["deploy", "-a", APP, "-c", &toml, "-i", IMAGE, "-y"], b"")
+        .expect_code(0);
+    // status.go renderMachineJSONStatus: a Go map (keys sorted), 4-space indent.
+    let run = fx.fly(&["status", "-a", APP, "--json"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stdout.starts_with("{\n    \"AppURL\""),
+        "{}",
+        run.stdout
+    );
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let keys: Vec<&String> = status.as_object().unwrap().keys().collect();
+    for key in [
+        "AppURL",
+        "Deployed",
+        "Hostname",
+        "ID",
+        "Machines",
+        "Name",
+        "Organization",
+        "PlatformVersion",
+        "Status",
+        "Version",
+    ] {
+        assert!(keys.iter().any(|k| *k == key), "{key}: {keys:?}");
+    }
+    assert_eq!(status["Machines"][0]["region"], REGION);
+    assert_eq!(
+        status["Machines"][0]["config"]["mounts"][0]["path"],
+        "/data"
+    );
+    // fly-go volume_types.go Volume
+    let run = fx.fly(&["volumes", "list", "-a", APP, "--json"], b"");
+    run.expect_code(0);
+    let volumes: Value = serde_json::from_str(&run.stdout).unwrap();
+    let fields: Vec<&String> = volumes[0].as_object().unwrap().keys().collect();
+    let mut want = [
+        "id",
+        "name",
+        "state",
+        "size_gb",
+        "region",
+        "zone",
+        "encrypted",
+        "attached_machine_id",
+        "attached_alloc_id",
+        "created_at",
+        "host_dedication_id",
+        "snapshot_retention",
+        "auto_backup_enabled",
+        "host_status",
+    ];
+    want.sort_unstable();
+    assert_eq!(fields, want);
+    assert!(!run.stdout.contains("x_data"), "the double's marker leaked");
 }
 
 #[test]
@@ -1254,10 +1703,12 @@ fn double_rejects_unknown_commands_and_flags() {
     run.expect_code(1);
     assert!(
         run.stderr
-            .contains("Error: unknown command \"bogus\" for \"flyctl\""),
+            .contains("Error: unknown command \"bogus\" for \"fly\""),
         "{}",
         run.stderr
     );
+    // internal/cli/cli.go Run: the usage hint goes to stdout.
+    assert_eq!(run.stdout, "Run 'fly --help' for usage.\n\n");
     let run = fx.fly(&["status", "-a", APP, "--bogus"], b"");
     run.expect_code(1);
     assert!(
@@ -1265,57 +1716,244 @@ fn double_rejects_unknown_commands_and_flags() {
         "{}",
         run.stderr
     );
-    let run = fx.fly(&["apps", "frobnicate"], b"");
+    // `fly deploy --region` is what broke every `up` (flag removed in v0.2.47).
+    let run = fx.fly(&["deploy", "-a", APP, "--region", REGION], b"");
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("unknown command \"frobnicate\""),
-        "{}",
-        run.stderr
+    assert_eq!(run.stderr, "Error: unknown flag: --region\n");
+    let run = fx.fly(&["deploy", "-a", APP, "-r", REGION], b"");
+    run.expect_code(1);
+    assert_eq!(run.stderr, "Error: unknown shorthand flag: 'r' in -r\n");
+    // pflag's own errors: a value flag without its value, a bad bool, a bad int.
+    let run = fx.fly(&["status", "-a"], b"");
+    assert_eq!(run.stderr, "Error: flag needs an argument: 'a' in -a\n");
+    let run = fx.fly(&["status", "--app"], b"");
+    assert_eq!(run.stderr, "Error: flag needs an argument: --app\n");
+    let run = fx.fly(&["deploy", "--ha=maybe"], b"");
+    assert_eq!(
+        run.stderr,
+        "Error: invalid argument \"maybe\" for \"--ha\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\n"
     );
+    let run = fx.fly(&["volumes", "create", "v", "-s", "big"], b"");
+    assert_eq!(
+        run.stderr,
+        "Error: invalid argument \"big\" for \"-s, --size\" flag: strconv.ParseInt: parsing \"big\": invalid syntax\n"
+    );
+    // cobra's arg validators.
+    let run = fx.fly(&["status", "extra"], b"");
+    assert_eq!(
+        run.stderr,
+        "Error: unknown command \"extra\" for \"fly status\"\n"
+    );
+    let run = fx.fly(&["volumes", "create"], b"");
+    assert_eq!(run.stderr, "Error: accepts 1 arg(s), received 0\n");
+    let run = fx.fly(&["scale", "count"], b"");
+    assert_eq!(
+        run.stderr,
+        "Error: requires at least 1 arg(s), only received 0\n"
+    );
+    // A group with an unknown sub-command prints its help (cobra: not runnable).
+    let run = fx.fly(&["apps", "frobnicate"], b"");
+    run.expect_code(0);
+    assert!(run.stdout.contains("Available Commands:"), "{}", run.stdout);
+    // A flyctl command the double does not model says so (never pretends).
+    let run = fx.fly(&["machine", "list"], b"");
+    run.expect_code(70);
+    assert!(run.stderr.contains("does not model"), "{}", run.stderr);
+    // Aliases: deploy's --auto-confirm is Yes's alias, `vol ls` is `volumes list`.
+    let run = fx.fly(&["vol", "ls", "-a", APP], b"");
+    assert!(run.stderr.contains("Could not find App"), "{}", run.stderr);
     let calls = fx.calls();
-    assert_eq!(calls.len(), 3);
-    assert!(calls.iter().all(|c| c["exit"] == 1));
+    assert!(calls.iter().filter(|c| c["exit"] == 1).count() >= 12);
+}
+
+/// flyctl's own parser test vectors (internal/command/secrets/parser_test.go at
+/// ad0172fac), transcribed as data: input, then the expected NAME=VALUE map.
+/// One parser test: its name in parser_test.go, the input, the expected map.
+type ParserVector = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const PARSER_VECTORS: &[ParserVector] = &[
+    (
+        "Test_parse_basic",
+        "\n# A comment plus a new line with spaces\n\nFOO=BAR\n# Another comment\nQUX=NAH\n",
+        &[("FOO", "BAR"), ("QUX", "NAH")],
+    ),
+    (
+        "Test_parse_unix",
+        "FOO=BAR\nQUX=NAH\n",
+        &[("FOO", "BAR"), ("QUX", "NAH")],
+    ),
+    (
+        "Test_parse_windows",
+        "FOO=BAR\r\nQUX=NAH\r\n",
+        &[("FOO", "BAR"), ("QUX", "NAH")],
+    ),
+    (
+        "Test_parse_mulltiline",
+        "\nFOO=BAR\nMULTILINE=\"\"\"SOMETHING\nANOTHER LINE\n\nENDSHERE\"\"\"\nTRAILERENV=what\nFIN=\"\"\"Here is the end,\nmy only friend\"\"\"\n",
+        &[
+            ("FOO", "BAR"),
+            ("MULTILINE", "SOMETHING\nANOTHER LINE\n\nENDSHERE"),
+            ("TRAILERENV", "what"),
+            ("FIN", "Here is the end,\nmy only friend"),
+        ],
+    ),
+    (
+        "Test_parse_with_comma",
+        "FOO=BAR,BAZ",
+        &[("FOO", "BAR,BAZ")],
+    ),
+    (
+        "Test_parse_with_equal",
+        "FOO=BAR BAZ",
+        &[("FOO", "BAR BAZ")],
+    ),
+    (
+        "Test_parse_with_double_quotes",
+        "FOO=\"BAR BAZ\"",
+        &[("FOO", "BAR BAZ")],
+    ),
+    ("Test_parse_with_spaces", "FOO = BAR", &[("FOO", "BAR")]),
+    (
+        "Test_parse_with_comment",
+        "FOO=\"BAR BAZ\" # comment",
+        &[("FOO", "BAR BAZ")],
+    ),
+    (
+        "Test_parse_with_single_quotes",
+        "FOO='BAR BAZ'\nKEY='value'",
+        &[("FOO", "BAR BAZ"), ("KEY", "value")],
+    ),
+    (
+        "Test_parse_singleline_triple_quotes",
+        "VARIABLE=\"\"\"my-single-line-multiline-string\"\"\"\nANOTHER=\"\"\"another\"\"\"",
+        &[
+            ("VARIABLE", "my-single-line-multiline-string"),
+            ("ANOTHER", "another"),
+        ],
+    ),
+    (
+        "Test_parse_triple_quotes_edge_cases",
+        "EMPTY=\"\"\"\"\"\"\nSINGLE=\"\"\"x\"\"\"\nWITHSPACES=\"\"\"  spaces  \"\"\"\nMIXED=\"\"\"line1\"\"\"\nNORMAL=regular",
+        &[
+            ("EMPTY", ""),
+            ("SINGLE", "x"),
+            ("WITHSPACES", "  spaces  "),
+            ("MIXED", "line1"),
+            ("NORMAL", "regular"),
+        ],
+    ),
+    (
+        "Test_parse_singleline_triple_quotes_with_spaces",
+        "VARIABLE = \"\"\"my-single-line-multiline-string\"\"\"\nANOTHER = \"\"\"another\"\"\"",
+        &[
+            ("VARIABLE", "my-single-line-multiline-string"),
+            ("ANOTHER", "another"),
+        ],
+    ),
+];
+
+/// The double's transcribed parser on `input` (its `--parse-secrets-digests` hook):
+/// NAME -> sha256 of the value it returns, or the error text.
+fn double_parse(input: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    let mut child = Command::new(doubles_dir().join("fly"))
+        .arg("--parse-secrets-digests")
+        .env_clear()
+        .env("PATH", double_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let map: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
+    Ok(map)
 }
 
 #[test]
-fn double_secrets_import_parses_like_flyctl_and_rejects_malformed_input() {
+fn double_parser_passes_flyctls_own_test_vectors() {
+    if !double_ready() {
+        return;
+    }
+    for (test, input, expected) in PARSER_VECTORS {
+        let got = double_parse(input.as_bytes()).unwrap_or_else(|e| panic!("{test}: {e}"));
+        let want: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), sha256_hex(v.as_bytes())))
+            .collect();
+        assert_eq!(got, want, "{test}");
+    }
+    // Facts of parser.go beyond its tests: '#' after an even number of '"' cuts; an
+    // unclosed multi-line value is dropped; a line without '=' is the one error.
+    for (input, expected) in [
+        // The old spine's NAME="value" for {"k":"v#1"}: four '"' before '#', so cut.
+        ("A=\"{\"k\":\"v#1\"}\"", "\"{\"k\":\"v"),
+        ("A={\"k\":\"v#1\"}", "{\"k\":\"v#1\"}"),
+        ("A=\"x#y\"", "x#y"),
+        ("A=plain # note", "plain"),
+        // Single quotes do not protect a '#': no '"' before it (even), so cut.
+        ("A='it#s'", "'it"),
+    ] {
+        let got = double_parse(input.as_bytes()).unwrap();
+        assert_eq!(got["A"], sha256_hex(expected.as_bytes()), "{input}");
+    }
+    assert!(
+        double_parse(b"OPEN=\"\"\"never\nclosed\n")
+            .unwrap()
+            .is_empty()
+    );
+    let err = double_parse(b"NOVALUE\n").unwrap_err();
+    assert!(
+        err.contains("Secrets must be provided as NAME=VALUE pairs (NOVALUE is invalid)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn double_secrets_import_stores_digests_and_fails_like_flyctl() {
     if !double_ready() {
         return;
     }
     let fx = Fixture::new();
     fx.fly(&["apps", "create", APP], b"").expect_code(0);
-    // flyctl's own parser test vectors (internal/command/secrets/parser_test.go).
-    let input = b"\n# A comment\nFOO=BAR\nMULTILINE=\"\"\"SOMETHING\nANOTHER LINE\n\nENDSHERE\"\"\"\r\nTRAILERENV=what\nQUOTED=\"BAR BAZ\"\nSPACED = BAR\nFIN=\"\"\"Here is the end,\nmy only friend\"\"\"\n";
-    fx.fly(&["secrets", "import", "--stage", "-a", APP], input)
-        .expect_code(0);
+    fx.fly(
+        &["secrets", "import", "--stage", "-a", APP],
+        b"FOO=BAR\nQUOTED=\"BAR BAZ\"\n",
+    )
+    .expect_code(0);
     let secrets = fx.app_state()["secrets"].clone();
-    for (name, value) in [
-        ("FOO", "BAR"),
-        ("MULTILINE", "SOMETHING\nANOTHER LINE\n\nENDSHERE"),
-        ("TRAILERENV", "what"),
-        ("QUOTED", "BAR BAZ"),
-        ("SPACED", "BAR"),
-        ("FIN", "Here is the end,\nmy only friend"),
-    ] {
-        assert_eq!(
-            secrets[name]["digest"],
-            sha256_hex(value.as_bytes()).as_str(),
-            "{name}"
-        );
-        assert_eq!(secrets[name]["status"], "staged");
-    }
-    assert_eq!(secrets.as_object().unwrap().len(), 6);
+    assert_eq!(secrets["FOO"]["digest"], sha256_hex(b"BAR").as_str());
+    assert_eq!(secrets["QUOTED"]["digest"], sha256_hex(b"BAR BAZ").as_str());
+    assert_eq!(secrets["FOO"]["status"], "staged");
+    assert!(
+        !fx.path("home/.fly-double/state.json")
+            .display()
+            .to_string()
+            .is_empty()
+    );
+    let state_text = std::fs::read_to_string(fx.double_file("state.json")).unwrap();
+    assert!(!state_text.contains("BAR BAZ"), "a value was stored");
 
     for (input, message) in [
         (
             &b"NOVALUE\n"[..],
-            "Secrets must be provided as NAME=VALUE pairs",
+            "Error: Failed to parse secrets from stdin: Secrets must be provided as NAME=VALUE pairs",
         ),
         (
             &b"\n# only a comment\n"[..],
-            "requires at least one SECRET=VALUE pair",
+            "Error: requires at least one SECRET=VALUE pair",
         ),
-        (&b"OPEN=\"\"\"never\nclosed\n"[..], "is not closed"),
+        (
+            &b"OPEN=\"\"\"never\nclosed\n"[..],
+            "Error: requires at least one SECRET=VALUE pair",
+        ),
     ] {
         let run = fx.fly(&["secrets", "import", "--stage", "-a", APP], input);
         run.expect_code(1);
@@ -1323,10 +1961,16 @@ fn double_secrets_import_parses_like_flyctl_and_rejects_malformed_input() {
     }
     let run = fx.fly(&["secrets", "import", "-a", "no-such-app"], b"A=b\n");
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("Could not find App \"no-such-app\""),
-        "{}",
-        run.stderr
+    assert_eq!(run.stderr, "Error: Could not find App\n");
+    // secrets set NAME=- reads one value from stdin, TrimSpace'd (helpers/stdin.go).
+    fx.fly(
+        &["secrets", "set", "PIPED=-", "--stage", "-a", APP],
+        b"  v a l\n",
+    )
+    .expect_code(0);
+    assert_eq!(
+        fx.app_state()["secrets"]["PIPED"]["digest"],
+        sha256_hex(b"v a l").as_str()
     );
 }
 
@@ -1355,22 +1999,28 @@ fn double_injected_failures_are_one_shot_and_change_nothing() {
 
 // --------------------------------------------- the dotenv round-trip, at large ---
 
-/// Whether flyctl's `secrets import` parser can return `value` exactly (a model
-/// written from parser.go, independent of the spine's own checks).
-fn flyctl_can_carry(value: &str) -> bool {
+/// Values the recipe must deliver (a lower bound, from flyctl's source, independent
+/// of the spine's own checks): every one-line value (`"""v"""` or `'v'` reads back
+/// through parser.go); a multi-line value whose lines before the last end neither in
+/// `"""` nor in CR and whose first line has no `#`; and any ASCII value without
+/// whitespace at its ends (`secrets set NAME=-`, helpers/stdin.go). Values outside it
+/// may be delivered (then exactly) or refused by name.
+fn must_carry(value: &str) -> bool {
     let lines: Vec<&str> = value.split('\n').collect();
-    if lines.len() == 1 {
-        let opens_multiline = value == "\"" || value.starts_with("\"\"");
-        return !(opens_multiline
-            && (value == "\""
-                || value.starts_with("\"\"\"")
-                || value.ends_with('"')
-                || value.ends_with('\r')));
-    }
-    let last = lines.len() - 1;
-    lines.iter().enumerate().all(|(i, line)| {
-        i == last || (!line.ends_with('\r') && (i == 0 || !line.ends_with("\"\"\"")))
-    })
+    let by_import = if lines.len() == 1 {
+        true
+    } else {
+        let last = lines.len() - 1;
+        !lines[0].contains('#')
+            && lines
+                .iter()
+                .enumerate()
+                .all(|(i, l)| i == last || (!l.ends_with('\r') && !l.ends_with("\"\"\"")))
+    };
+    let by_set = !value.is_empty()
+        && value.is_ascii()
+        && value.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b') == value;
+    by_import || by_set
 }
 
 /// Runs `secrets` with PROP_SECRET=value in one shared fixture and checks the
@@ -1379,21 +2029,20 @@ fn check_round_trip(fx: &Fixture, value: &str) -> Result<(), String> {
     let imports = |fx: &Fixture| {
         fx.commands()
             .iter()
-            .filter(|c| *c == "secrets import")
+            .filter(|c| *c == "secrets import" || *c == "secrets set")
             .count()
     };
     let before = imports(fx);
     let mut cmd = fx.command(Some("secrets"));
     cmd.env("PROP_SECRET", value);
     let run = Run::from(cmd.output().unwrap());
-    if flyctl_can_carry(value) {
-        if run.code != 0 {
-            return Err(format!("{value:?}: exit {}: {}", run.code, run.stderr));
-        }
+    if run.code == 0 {
         let digest = fx.app_state()["secrets"]["PROP_SECRET"]["digest"].clone();
         if digest != sha256_hex(value.as_bytes()).as_str() {
             return Err(format!("{value:?} came back as another value ({digest})"));
         }
+    } else if must_carry(value) {
+        return Err(format!("{value:?}: exit {}: {}", run.code, run.stderr));
     } else if run.code != 1 || !run.stderr.contains("PROP_SECRET") || imports(fx) != before {
         return Err(format!(
             "{value:?} cannot be carried, so the spine must refuse it before flyctl runs; \
@@ -1454,13 +2103,30 @@ fn edge_values_round_trip_or_are_refused_by_name() {
         "# c\n# d",
         "\t",
         "é€✓",
+        "{\"k\":\"v#1\"}",
+        "'single'",
+        "it's",
+        "a \"#\" b",
+        "x # y",
+        "#",
+        "'",
+        "''",
+        "\"#\nsecond",
+        "-----BEGIN PRIVATE KEY-----\nMIIE+/=\n-----END PRIVATE KEY-----\n",
+        // Neither form carries these (whitespace at an end for `secrets set`):
+        " \"#\nx",
+        "x\"\"\"\ny\n",
+        "\n\"#\n",
     ] {
         check_round_trip(&fx, value).unwrap();
-        carried += usize::from(flyctl_can_carry(value));
+        carried += usize::from(
+            fx.app_state()["secrets"]["PROP_SECRET"]["digest"]
+                == sha256_hex(value.as_bytes()).as_str(),
+        );
     }
     // Both branches were exercised.
-    assert!(carried > 20, "{carried}");
-    assert!(carried < 34, "{carried}");
+    assert!(carried > 35, "{carried}");
+    assert!(carried <= 45, "{carried}");
 }
 
 #[test]
@@ -1477,6 +2143,82 @@ fn any_value_round_trips_or_is_refused_by_name() {
     runner
         .run(&"[a \"'=#\n\r\té€-]{0,24}", |value| {
             check_round_trip(&fx, &value).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+}
+
+/// The spine's dotenv text for PROP_SECRET=value (the value passed in the
+/// environment, never argv), or None when the spine refuses it.
+fn spine_dotenv(value: &str) -> Option<Vec<u8>> {
+    let script = format!(
+        "set -euo pipefail; WB_RECIPE_PLACE=test; source {}/_recipe.sh; \
+         WB_ENGINE_ENV=(\"PROP_SECRET=$PROP_SECRET\"); wb_engine_dotenv",
+        recipes_dir().display()
+    );
+    let out = Command::new(bash())
+        .args(["-c", &script])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PROP_SECRET", value)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("PROP_SECRET"),
+            "a refusal names the secret: {err}"
+        );
+        return None;
+    }
+    Some(out.stdout)
+}
+
+/// The property the recipe rests on, at the parser level: whatever the spine writes
+/// for a value, flyctl's parser (transcribed in the double) returns exactly that value.
+/// The spine may refuse only multi-line values (every one-line value has a form).
+fn dotenv_round_trip(value: &str) -> Result<(), String> {
+    match spine_dotenv(value) {
+        None if value.contains('\n') || value.len() > 60_000 => Ok(()),
+        None => Err(format!("{value:?}: a one-line value was refused")),
+        Some(text) => {
+            let parsed = double_parse(&text).map_err(|e| format!("{value:?}: {e}"))?;
+            let want = sha256_hex(value.as_bytes());
+            if parsed.len() == 1 && parsed.get("PROP_SECRET") == Some(&want) {
+                Ok(())
+            } else {
+                Err(format!("{value:?} parsed back differently: {parsed:?}"))
+            }
+        }
+    }
+}
+
+#[test]
+fn spine_dotenv_reads_back_exactly_through_flyctls_parser() {
+    if !double_ready() {
+        return;
+    }
+    for value in [
+        "{\"k\":\"v#1\"}".to_string(),
+        "\"\"\"".to_string(),
+        "\"\"\"x\"\"\"".to_string(),
+        "'\"'#'".to_string(),
+        "a\r".to_string(),
+        "\r\n".to_string(),
+        format!("{}#{}", "\"".repeat(3), "z"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\"#'\n-----END CERTIFICATE-----\n".to_string(),
+        "w".repeat(64_000),
+        "w".repeat(66_000),
+    ] {
+        dotenv_round_trip(&value).unwrap();
+    }
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 160,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&"[a '\"#=\n\r\t é-]{0,40}", |value| {
+            dotenv_round_trip(&value).map_err(TestCaseError::fail)
         })
         .unwrap();
 }

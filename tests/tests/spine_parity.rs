@@ -62,6 +62,7 @@ fn assert_parity(text: &str, stem: &str, vars: &[(&str, &str)], stored: &[(&str,
         providers_dir: &root,
         artifacts: &artifacts,
         passthrough: &[],
+        purge: false,
     };
     let caller = Vars::new([
         ("PATH".into(), "/usr/bin:/bin".into()),

@@ -55,12 +55,17 @@ pub enum Verb {
     Init(InitArgs),
     Validate,
     Plan,
-    Apply { force: bool },
+    Apply {
+        force: bool,
+    },
     Verify,
     Status,
     Logs,
     Url,
-    Down,
+    /// `down`; `purge` (only with `--yes`) destroys the data too.
+    Down {
+        purge: bool,
+    },
     Doctor,
     Local,
     Secrets(SecretsAction),
@@ -184,9 +189,9 @@ pub const VERBS: &[VerbInfo] = &[
     },
     VerbInfo {
         name: "down",
-        summary: "stop the engine, keep the data",
-        usage: "down [FILE]",
-        flags: &[],
+        summary: "stop the engine, keep the data (--purge --yes: destroy it too, cloud)",
+        usage: "down [FILE] [--purge --yes]",
+        flags: &["--purge", "--yes"],
         example: "down deployments/local.org",
         takes_file: true,
     },
@@ -239,7 +244,7 @@ impl VerbInfo {
             Verb::Status => "status",
             Verb::Logs => "logs",
             Verb::Url => "url",
-            Verb::Down => "down",
+            Verb::Down { .. } => "down",
             Verb::Doctor => "doctor",
             Verb::Local => "local",
             Verb::Secrets(_) => "secrets",
@@ -281,6 +286,8 @@ fn flag_help(flag: &str) -> &'static str {
     match flag {
         "--force" => "init: overwrite; apply: re-run even if nothing changed",
         "--migrate" => "rewrite the keyword form (required)",
+        "--purge" => "destroy the data too: the app, its volume and secrets (needs --yes)",
+        "--yes" => "confirm --purge (it cannot be undone)",
         "--json" => "one JSON object on stdout; human text stays on stderr",
         "--id" => "ID: pick one deployment among several drawers",
         _ => "this help",
@@ -417,6 +424,8 @@ struct Flags {
     version: bool,
     force: bool,
     migrate: bool,
+    purge: bool,
+    yes: bool,
     id: Option<String>,
     /// Flags given, for checking them against the verb.
     given: Vec<&'static str>,
@@ -443,6 +452,14 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             Arg::Long("migrate") => {
                 flags.migrate = true;
                 flags.given.push("--migrate");
+            }
+            Arg::Long("purge") => {
+                flags.purge = true;
+                flags.given.push("--purge");
+            }
+            Arg::Long("yes") => {
+                flags.yes = true;
+                flags.given.push("--yes");
             }
             Arg::Long("id") => {
                 let id = parser.value().map_err(usage)?.string().map_err(usage)?;
@@ -596,7 +613,13 @@ fn verb_args(
         "status" => Verb::Status,
         "logs" => Verb::Logs,
         "url" => Verb::Url,
-        "down" => Verb::Down,
+        "down" if flags.purge && !flags.yes => {
+            return Err(Error::Usage(
+                "`down --purge` destroys the deployment's data too (in the cloud: the app, its volume and its secrets) and cannot be undone — add `--yes` to confirm; plain `down` keeps the data"
+                    .into(),
+            ));
+        }
+        "down" => Verb::Down { purge: flags.purge },
         "doctor" => Verb::Doctor,
         "local" => Verb::Local,
         "fmt" if flags.migrate => Verb::Fmt,

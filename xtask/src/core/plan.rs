@@ -23,15 +23,18 @@ pub struct Intended {
 }
 
 impl Intended {
+    /// `from_source`: the recipe builds the app from source, so no artifact names an
+    /// image.
     pub fn new(
         d: &Deployment,
         deploy_env: &DeployEnv,
         recipe: Option<String>,
         wanted: &[Artifact],
+        from_source: bool,
     ) -> Intended {
         let artifacts = wanted
             .iter()
-            .filter_map(|a| Some((*a, a.render(d)?)))
+            .filter_map(|a| Some((*a, a.render(d, from_source)?)))
             .collect();
         Intended {
             env: engine_env(d, deploy_env),
@@ -214,7 +217,7 @@ mod tests {
     #[test]
     fn never_applied_is_create_and_a_cloud_without_bearer_generates_one() {
         let d = Deployment::new("x", Place::Cloud);
-        let intended = Intended::new(&d, &DeployEnv::default(), None, &[]);
+        let intended = Intended::new(&d, &DeployEnv::default(), None, &[], false);
         let p = plan(&d, &intended, None);
         assert_eq!(p.changes, [Change::GenerateBearer, Change::Create]);
         assert!(p.fingerprint.is_none());

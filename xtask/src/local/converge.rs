@@ -136,7 +136,7 @@ fn attempt(
         return Err(fail(why));
     }
     let salt = state::salt(&spec.dir).map_err(fail)?;
-    let intended = plan::Intended::new(local.d, local.deploy_env, None, &[]);
+    let intended = plan::Intended::new(local.d, local.deploy_env, None, &[], false);
     let before = state::last_applied(&spec.dir);
     let plan = plan::plan(
         local.d,

@@ -6,13 +6,13 @@
 
 use std::path::PathBuf;
 
+use super::header::Header;
 use super::resolve::Recipes;
 use super::sealed::{Action, RecipeRun, sealed_env};
 use super::spawn::{self, Finished, PrivateTemp, Stdout};
 use crate::core::credentials::{BEARER, SIGNING_KEY};
 use crate::core::deployment::Deployment;
 use crate::core::plan::{self, Applied, Intended, Plan, hex};
-use crate::core::render::Artifact;
 use crate::core::secret::{DeployEnv, Secret};
 use crate::edge::Edge;
 use crate::error::Error;
@@ -54,8 +54,7 @@ pub struct Down {
 /// A recipe located and its header read: ready to spawn.
 struct Recipe {
     bootstrap: PathBuf,
-    passthrough: Vec<String>,
-    artifacts: Vec<Artifact>,
+    header: Header,
 }
 
 impl<'a> Cloud<'a> {
@@ -69,18 +68,10 @@ impl<'a> Cloud<'a> {
         for warning in &header.warnings {
             self.report.warn(warning);
         }
-        if let Some(missing) = missing_cli(self.edge, &header.cli) {
-            return Err(format!(
-                "the {provider} recipe needs `{}` on PATH — install it, then apply again (nothing was changed)",
-                missing.join("` or `")
-            )
-            .into());
-        }
         self.recipes.materialize()?;
         Ok(Recipe {
             bootstrap: self.recipes.bootstrap(provider)?,
-            passthrough: header.passthrough,
-            artifacts: header.artifacts,
+            header,
         })
     }
 
@@ -90,7 +81,8 @@ impl<'a> Cloud<'a> {
             self.d,
             deploy_env,
             self.recipes.text(&self.d.provider),
-            &recipe.artifacts,
+            &recipe.header.artifacts,
+            recipe.header.builds_from_source(&self.edge.vars).is_some(),
         )
     }
 
@@ -103,6 +95,18 @@ impl<'a> Cloud<'a> {
         action: Action,
         out: Stdout,
     ) -> Result<Finished, Error> {
+        self.spawn_with(recipe, intended, action, out, false)
+    }
+
+    /// [`Cloud::spawn`], with `WB_PURGE=1` for `down --purge --yes`.
+    fn spawn_with(
+        &self,
+        recipe: &Recipe,
+        intended: &Intended,
+        action: Action,
+        out: Stdout,
+        purge: bool,
+    ) -> Result<Finished, Error> {
         let temp = PrivateTemp::new(&self.edge.temp)?;
         let mut files = Vec::new();
         for (artifact, text) in &intended.artifacts {
@@ -112,7 +116,8 @@ impl<'a> Cloud<'a> {
             action,
             providers_dir: &self.recipes.root,
             artifacts: &files,
-            passthrough: &recipe.passthrough,
+            passthrough: &recipe.header.passthrough,
+            purge,
         };
         let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
         let finished = spawn::run(&recipe.bootstrap, env, out)?;
@@ -155,16 +160,6 @@ impl<'a> Cloud<'a> {
         }
     }
 
-    /// The inputs that mean "build from source": a set passthrough named `*_DOCKERFILE`
-    /// (a build context cannot be fingerprinted, so `up` runs every time).
-    fn builds_from_source(&self, recipe: &Recipe) -> Option<String> {
-        recipe
-            .passthrough
-            .iter()
-            .find(|n| n.ends_with("_DOCKERFILE") && self.edge.vars.is_set(n))
-            .cloned()
-    }
-
     /// Makes the bearer when there is none (SPEC §8: shown once, on stderr).
     fn ensure_bearer(
         &self,
@@ -194,6 +189,16 @@ impl<'a> Cloud<'a> {
         let _lock = FileLock::acquire(&self.paths.lock())?;
         state::sweep_temp_files(dir);
         let recipe = self.recipe()?;
+        // The recipe's CLIs first (SPEC §13.3): no bearer is made, stored or shown for
+        // an apply that cannot run.
+        if let Some(missing) = missing_cli(self.edge, &recipe.header.cli) {
+            return Err(format!(
+                "the {} recipe needs `{}` on PATH — install it, then apply again (nothing was changed)",
+                self.d.provider,
+                missing.join("` or `")
+            )
+            .into());
+        }
         // Under the lock, read the deploy env again: another apply may have just made
         // the bearer. The plan is made before the bearer, so it says what `plan` said.
         let store = self.paths.store();
@@ -214,7 +219,10 @@ impl<'a> Cloud<'a> {
         }
         let intended = self.intended(&recipe, &deploy_env);
         let fingerprint = intended.fingerprint(self.d, &salt);
-        let from_source = self.builds_from_source(&recipe);
+        let from_source = recipe
+            .header
+            .builds_from_source(&self.edge.vars)
+            .map(str::to_string);
         let mut changes = plan.lines();
         if !force && plan.unchanged() && from_source.is_none() {
             match self.unchanged(&recipe, &intended)? {
@@ -305,12 +313,16 @@ impl<'a> Cloud<'a> {
         Ok((recipe, intended))
     }
 
-    pub fn down(&self) -> Result<Down, Error> {
+    /// `down`: the recipe's stdout is progress (on stderr, live) but for its `kept:` /
+    /// `destroyed:` lines, which the verb repeats — the kit never says on its own what
+    /// survived.
+    pub fn down(&self, purge: bool) -> Result<Down, Error> {
         let dir = self.paths.ensure()?;
         let _lock = FileLock::acquire(&self.paths.lock())?;
         state::sweep_temp_files(dir);
         let (recipe, intended) = self.current()?;
-        let finished = self.spawn(&recipe, &intended, Action::Down, self.stdout())?;
+        let finished =
+            self.spawn_with(&recipe, &intended, Action::Down, Stdout::Progress, purge)?;
         if finished.code != 0 {
             return Err(self.failed(Action::Down, finished.code, ""));
         }

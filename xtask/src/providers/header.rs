@@ -86,6 +86,18 @@ pub fn scan(script: &str, provider: &str) -> Result<Header, String> {
     Ok(header)
 }
 
+impl Header {
+    /// The set passthrough that means "build from source" (a name ending in
+    /// `_DOCKERFILE`, set in the caller's environment): a build context cannot be
+    /// fingerprinted, and no artifact names an image.
+    pub fn builds_from_source(&self, vars: &crate::edge::Vars) -> Option<&str> {
+        self.passthrough
+            .iter()
+            .find(|n| n.ends_with("_DOCKERFILE") && vars.is_set(n))
+            .map(String::as_str)
+    }
+}
+
 fn check_passthrough(name: &str, provider: &str) -> Result<(), String> {
     if !names::is_secret_name(name) {
         return Err(format!(

@@ -76,6 +76,7 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_REGION",
     "WB_SECRET_KEYS",
     "WB_ENGINE_KEYS",
+    "WB_PURGE",
     "UPDATE",
 ];
 
@@ -119,6 +120,8 @@ pub struct RecipeRun<'a> {
     pub providers_dir: &'a Path,
     /// The artifacts the recipe asked for, rendered into the run's private temp dir.
     pub artifacts: &'a [(Artifact, PathBuf)],
+    /// `down --purge --yes`: `WB_PURGE=1` tells the recipe to destroy the data too.
+    pub purge: bool,
     /// Names from the recipe's `# wb-passthrough:` header.
     pub passthrough: &'a [String],
 }
@@ -197,6 +200,9 @@ pub fn sealed_env(
         put(&mut env, name, value.expose().into());
     }
     put(&mut env, "WB_ENGINE_KEYS", engine.names().join(" ").into());
+    if run.purge {
+        put(&mut env, "WB_PURGE", "1".into());
+    }
     for (artifact, path) in run.artifacts {
         put(&mut env, artifact.env_var(), path.as_os_str().to_owned());
     }

@@ -149,6 +149,9 @@ pub enum Stdout {
     ToStderr,
     /// Captured only, as is stderr (a read-only probe).
     Quiet,
+    /// To the kit's stderr, live, but for the lines the kit reads and repeats
+    /// (`kept:`, `destroyed:`): progress, without saying anything twice.
+    Progress,
 }
 
 /// A finished recipe run.
@@ -218,6 +221,8 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
                             out.write_all(&line).and_then(|_| out.flush())
                         }
                         Stdout::ToStderr => std::io::stderr().write_all(&line),
+                        Stdout::Progress if is_report(&line) => Ok(()),
+                        Stdout::Progress => std::io::stderr().write_all(&line),
                         Stdout::Quiet => Ok(()),
                     };
                     if tx.send(Some(line)).is_err() {
@@ -260,6 +265,11 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
         stdout: String::from_utf8_lossy(&bytes).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
+}
+
+/// A line of recipe output the kit reads and repeats itself.
+fn is_report(line: &[u8]) -> bool {
+    line.starts_with(b"kept:") || line.starts_with(b"destroyed:")
 }
 
 /// The exit code a shell would report: the code, or 128 + the signal.

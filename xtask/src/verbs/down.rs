@@ -8,8 +8,15 @@ use super::{Ctx, Outcome, Verdict, local_failure, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
 
-pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
+pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment, purge: bool) -> Verdict {
     let paths = paths(loaded, d);
+    if d.place == Place::Local && purge {
+        return Err(format!(
+            "`--purge` is for cloud deployments — a local engine's data stays in {} until you remove it yourself (after `down`)",
+            paths.dir.join("data").display()
+        )
+        .into());
+    }
     if d.place == Place::Local {
         let local = super::local(cx, loaded, d, &paths);
         let (at, was_running) = local.down().map_err(local_failure)?;
@@ -30,28 +37,30 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     }
     let recipes = loaded.recipes.clone()?;
     let cloud = super::cloud(cx, loaded, d, &paths, &recipes);
-    let done = cloud.down()?;
+    let done = cloud.down(purge)?;
     cx.ui.say(&cx.ui.green(&format!(
-        "down — {} at {}; its secret store (and bearer) stay in {}",
+        "down{} — {} at {}; the kit's secret store (and bearer) stay in {}",
+        if purge { " --purge" } else { "" },
         d.id,
         d.provider,
         paths.dir.display()
     )));
+    for line in &done.destroyed {
+        cx.ui.say(&format!("  destroyed: {line}"));
+    }
+    for line in &done.kept {
+        cx.ui.say(&format!("  kept: {line}"));
+    }
     if done.kept.is_empty() && done.destroyed.is_empty() {
         cx.ui.say(&format!(
-            "the {} recipe did not say what it kept — see its output above",
+            "  the {} recipe did not report what it kept or destroyed (no `kept:`/`destroyed:` lines); check with `status`",
             d.provider
         ));
-    }
-    for kept in &done.kept {
-        cx.ui.say(&format!("kept: {kept}"));
-    }
-    for destroyed in &done.destroyed {
-        cx.ui.say(&format!("destroyed: {destroyed}"));
     }
     Ok(Outcome::ok(json!({
         "id": d.id,
         "provider": d.provider,
+        "purge": purge,
         "kept": done.kept,
         "destroyed": done.destroyed,
     })))

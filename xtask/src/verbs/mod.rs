@@ -129,7 +129,7 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
     }
     match verb {
         Verb::Apply { force } => apply::run(cx, loaded, d, *force),
-        Verb::Down => down::run(cx, loaded, d),
+        Verb::Down { purge } => down::run(cx, loaded, d, *purge),
         Verb::Status => show::status(cx, loaded, d),
         Verb::Logs => show::logs(cx, loaded, d),
         Verb::Url => show::url(cx, loaded, d),

@@ -10,22 +10,27 @@ use super::{Ctx, Outcome, properties_json, validation_fields};
 use crate::core::deployment::{Deployment, Place};
 use crate::core::plan::{self, Intended, Plan};
 use crate::core::render::Artifact;
+use crate::edge::Vars;
 use crate::load::Loaded;
 use crate::state;
 
 /// The intent and plan of a loaded, valid deployment, read-only (no salt is made).
-pub fn intended_and_plan(loaded: &Loaded, d: &Deployment) -> (Intended, Plan) {
-    let (recipe, artifacts) = match (&loaded.recipes, d.place) {
+pub fn intended_and_plan(loaded: &Loaded, d: &Deployment, vars: &Vars) -> (Intended, Plan) {
+    let (recipe, header) = match (&loaded.recipes, d.place) {
         (Ok(recipes), Place::Cloud) => (
             recipes.text(&d.provider),
-            recipes
-                .header(&d.provider)
-                .map(|h| h.artifacts)
-                .unwrap_or_default(),
+            recipes.header(&d.provider).unwrap_or_default(),
         ),
-        _ => (None, Vec::new()),
+        _ => (None, Default::default()),
     };
-    let intended = Intended::new(d, &loaded.deploy_env, recipe, &artifacts);
+    let from_source = header.builds_from_source(vars).is_some();
+    let intended = Intended::new(
+        d,
+        &loaded.deploy_env,
+        recipe,
+        &header.artifacts,
+        from_source,
+    );
     let dir = loaded.app_dir.join(&d.id);
     let before = state::last_applied(&dir);
     let salt = state::existing_salt(&dir);
@@ -44,7 +49,7 @@ pub fn run(cx: &Ctx, loaded: &Loaded) -> Outcome {
         fields.insert("artifacts".into(), json!({}));
         return Outcome { code: 1, fields };
     };
-    let (intended, plan) = intended_and_plan(loaded, d);
+    let (intended, plan) = intended_and_plan(loaded, d, &cx.edge.vars);
     let ui = &cx.ui;
     ui.say(&format!(
         "\nengine env ({} variables, secret values redacted):",

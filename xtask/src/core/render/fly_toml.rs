@@ -12,8 +12,9 @@ use crate::core::engine_env::DATA_DIR;
 pub const VOLUME: &str = "wbdata";
 
 /// The fly.toml for a cloud deployment; `None` for a local one or one without the app
-/// name and region the file needs (the validator has refused those).
-pub fn render(d: &Deployment) -> Option<String> {
+/// name and region the file needs (the validator has refused those). `from_source`: the
+/// recipe builds the app from a Dockerfile, so the file names no image.
+pub fn render(d: &Deployment, from_source: bool) -> Option<String> {
     if d.place != Place::Cloud {
         return None;
     }
@@ -21,9 +22,14 @@ pub fn render(d: &Deployment) -> Option<String> {
     root.insert("app".into(), Value::String(d.app.clone()?));
     root.insert("primary_region".into(), Value::String(d.region.clone()?));
 
-    let mut build = Table::new();
-    build.insert("image".into(), Value::String(d.image.clone()));
-    root.insert("build".into(), Value::Table(build));
+    // The app-build path needs a file without `[build] image`:
+    // flyctl deploys `--image`, else `[build] image`, and builds a Dockerfile only when
+    // neither is set (flyctl internal/command/deploy/deploy_build.go fetchImageRef).
+    if !from_source {
+        let mut build = Table::new();
+        build.insert("image".into(), Value::String(d.image.clone()));
+        root.insert("build".into(), Value::Table(build));
+    }
 
     let mut mounts = Table::new();
     mounts.insert("source".into(), Value::String(VOLUME.into()));

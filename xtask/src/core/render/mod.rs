@@ -41,10 +41,11 @@ impl Artifact {
     }
 
     /// The rendered text; `None` when the deployment lacks what the artifact needs
-    /// (the validator has refused those).
-    pub fn render(self, d: &Deployment) -> Option<String> {
+    /// (the validator has refused those). `from_source`: the recipe builds the app from
+    /// source (a Dockerfile), so no image is named.
+    pub fn render(self, d: &Deployment, from_source: bool) -> Option<String> {
         match self {
-            Artifact::FlyToml => fly_toml::render(d),
+            Artifact::FlyToml => fly_toml::render(d, from_source),
         }
     }
 }
