@@ -98,7 +98,7 @@ fn http_service(d: &Deployment) -> Table {
 fn vm(size: Size) -> Table {
     let mut vm = Table::new();
     let mb = size.memory_mb();
-    let memory = if mb % 1024 == 0 {
+    let memory = if mb.is_multiple_of(1024) {
         format!("{}gb", mb / 1024)
     } else {
         format!("{mb}mb")
