@@ -42,6 +42,15 @@ impl Reply {
         }
     }
 
+    /// A text body without the trailing newline `text` adds.
+    fn text_exact(status: u16, text: &str) -> Reply {
+        Reply {
+            content_type: Some("text/plain; charset=utf-8"),
+            body: text.as_bytes().to_vec(),
+            ..Reply::new(status)
+        }
+    }
+
     fn json(status: u16, body: String) -> Reply {
         Reply {
             content_type: Some("application/json"),
@@ -168,6 +177,15 @@ pub fn handle(mut request: Request, ctx: &Ctx) {
 }
 
 fn route(request: &mut Request, method: &Method, path: &str, ctx: &Ctx) -> Reply {
+    // The one unauthenticated path, for platform probes (Fly checks,
+    // Kubernetes probes) that cannot carry the bearer. It says only that the
+    // process serves HTTP: no registry check, no detail to leak.
+    if path == "/livez" {
+        return match method {
+            Method::Get | Method::Head => Reply::text_exact(200, "ok"),
+            _ => Reply::method_not_allowed("GET, HEAD"),
+        };
+    }
     if !authorized(request, &ctx.token) {
         return Reply::unauthorized();
     }

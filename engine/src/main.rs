@@ -63,10 +63,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config, mut signals: Signals) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data)
-        .map_err(|e| format!("cannot create WB_DATA {}: {e}", config.data.display()))?;
-
+fn open_sqlite(config: &Config) -> Result<Store, String> {
     if let Some(path) = &config.registry
         && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
     {
@@ -77,10 +74,11 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
             )
         })?;
     }
-    let store = Store::open(config.registry.as_deref()).map_err(|e| match &config.registry {
-        Some(path) => format!("cannot open WB_REGISTRY {}: {e}", path.display()),
-        None => format!("cannot open the in-memory registry: {e}"),
-    })?;
+    let store =
+        Store::open_sqlite(config.registry.as_deref()).map_err(|e| match &config.registry {
+            Some(path) => format!("cannot open WB_REGISTRY {}: {e}", path.display()),
+            None => format!("cannot open the in-memory registry: {e}"),
+        })?;
     eprintln!(
         "wb-engine: registry {}",
         match &config.registry {
@@ -88,6 +86,36 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
             None => ":memory: (not persisted)".to_owned(),
         }
     );
+
+    Ok(store)
+}
+
+fn run(config: Config, mut signals: Signals) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| format!("cannot create WB_DATA {}: {e}", config.data.display()))?;
+
+    let store = match &config.database {
+        Some(db) => {
+            if config.registry.is_some() {
+                eprintln!("wb-engine: WB_DATABASE_URL is set, so WB_REGISTRY is not used");
+            }
+            // The DSN is never printed: the driver's message goes out with
+            // every spelling of the password (and the DSN itself) redacted.
+            let store = Store::open_postgres(db.config.clone()).map_err(|e| {
+                format!(
+                    "cannot use the PostgreSQL registry of WB_DATABASE_URL: {} \
+                     (check that the server is up and reachable, and the user, password \
+                     and database in WB_DATABASE_URL)",
+                    db.redact(&e.to_string())
+                )
+            })?;
+            eprintln!(
+                "wb-engine: registry PostgreSQL (WB_DATABASE_URL; shared with other engines on it)"
+            );
+            store
+        }
+        None => open_sqlite(&config)?,
+    };
 
     let addr = SocketAddr::new(config.bind, config.port);
     let server =
