@@ -6,6 +6,9 @@ use std::env;
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::server::Limits;
 
 /// Exit code for a configuration the engine refuses to start with.
 pub const EXIT_CONFIG: i32 = 2;
@@ -35,6 +38,7 @@ pub struct Config {
     pub token: String,
     pub token_source: TokenSource,
     pub disco: PathBuf,
+    pub limits: Limits,
 }
 
 /// A refusal to start: the message for stderr and the exit code.
@@ -72,6 +76,34 @@ pub fn wb_names() -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+pub const DEFAULT_IDLE_TIMEOUT_MS: usize = 10_000;
+pub const DEFAULT_BODY_TIMEOUT_MS: usize = 30_000;
+pub const DEFAULT_UPLOAD_BUDGET_MIB: usize = 64;
+
+/// An integer setting within `range`, `default` when unset or empty.
+pub fn parse_limit(
+    name: &str,
+    raw: Option<&str>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    match raw.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(format!(
+                    "wb-engine: invalid {name} {text:?}: expected an integer from {} to {} (default {default})",
+                    range.start(),
+                    range.end()
+                ))
+            }),
+    }
 }
 
 pub fn parse_port(raw: Option<&str>) -> Result<u16, ConfigError> {
@@ -137,7 +169,35 @@ impl Config {
             }
             None => (generate_token()?, TokenSource::Generated),
         };
+        let limits = Limits {
+            max_connections: parse_limit(
+                "WB_HTTP_MAX_CONNECTIONS",
+                var("WB_HTTP_MAX_CONNECTIONS")?.as_deref(),
+                DEFAULT_MAX_CONNECTIONS,
+                1..=65_536,
+            )?,
+            idle_timeout: Duration::from_millis(parse_limit(
+                "WB_HTTP_IDLE_TIMEOUT_MS",
+                var("WB_HTTP_IDLE_TIMEOUT_MS")?.as_deref(),
+                DEFAULT_IDLE_TIMEOUT_MS,
+                1..=3_600_000,
+            )? as u64),
+            body_timeout: Duration::from_millis(parse_limit(
+                "WB_HTTP_BODY_TIMEOUT_MS",
+                var("WB_HTTP_BODY_TIMEOUT_MS")?.as_deref(),
+                DEFAULT_BODY_TIMEOUT_MS,
+                1..=3_600_000,
+            )? as u64),
+            // At least one largest workbook must fit, or it could never be stored.
+            upload_budget: parse_limit(
+                "WB_HTTP_UPLOAD_BUDGET_MIB",
+                var("WB_HTTP_UPLOAD_BUDGET_MIB")?.as_deref(),
+                DEFAULT_UPLOAD_BUDGET_MIB,
+                16..=65_536,
+            )? << 20,
+        };
         Ok(Config {
+            limits,
             port,
             bind,
             data: data.into(),
@@ -307,6 +367,19 @@ mod tests {
         );
         assert_eq!(parse_bind(Some("[::1]")).unwrap().to_string(), "::1");
         assert_eq!(parse_bind(Some("localhost")).unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn limits_parse() {
+        let range = 16..=65_536;
+        assert_eq!(parse_limit("X", None, 64, range.clone()).unwrap(), 64);
+        assert_eq!(parse_limit("X", Some(""), 64, range.clone()).unwrap(), 64);
+        assert_eq!(parse_limit("X", Some("16"), 64, range.clone()).unwrap(), 16);
+        for bad in ["15", "65537", "-1", "1e3", "ten"] {
+            let err = parse_limit("WB_X", Some(bad), 64, range.clone()).unwrap_err();
+            assert_eq!(err.code, 2);
+            assert!(err.message.contains("invalid WB_X"), "{}", err.message);
+        }
     }
 
     #[test]
