@@ -51,6 +51,10 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 const LINGER: Duration = Duration::from_secs(2);
 /// An unread body at most this long is drained to keep the connection.
 const DRAIN_LIMIT: u64 = 64 * 1024;
+/// Connections taken per wake-up of the accept loop.
+const ACCEPT_BATCH: usize = 64;
+/// Idle connections shed per EMFILE-class accept error.
+const SHED_BATCH: usize = 8;
 /// How often the accept loop looks at the stop flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -547,37 +551,48 @@ impl Server {
             if !readable(&self.listener, POLL_INTERVAL) {
                 continue;
             }
-            match self.listener.accept() {
-                Ok((stream, _)) => match self.admit(stream, &handler, &mut troubles) {
-                    Ok(()) => {
-                        failing_since = None;
-                        backoff = Duration::ZERO;
+            // Take what is waiting (a bounded batch, so the stop flag and
+            // the report are still looked at under a flood).
+            for _ in 0..ACCEPT_BATCH {
+                let e = match self.listener.accept() {
+                    Ok((stream, _)) => {
+                        match self.admit(stream, &handler, &mut troubles) {
+                            Ok(()) => {
+                                failing_since = None;
+                                backoff = Duration::ZERO;
+                            }
+                            Err(_) => {
+                                failing_since.get_or_insert_with(Instant::now);
+                            }
+                        }
+                        continue;
                     }
-                    Err(e) => {
-                        troubles.spawn_errors += 1;
-                        troubles.last_error = format!("cannot start a connection thread: {e}");
-                        failing_since.get_or_insert_with(Instant::now);
-                    }
-                },
-                Err(e) => match e.raw_os_error() {
+                    Err(e) => e,
+                };
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => break,
                     // Out of descriptors or memory: free some by shedding
-                    // an idle connection, and give it a moment to close.
+                    // idle connections, and give their threads a moment
+                    // to close them. The connection stays in the backlog.
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                         troubles.accept_errors += 1;
                         troubles.last_error = format!("accept: {e}");
-                        if self.slots.shed_oldest_idle() {
+                        for _ in 0..SHED_BATCH {
+                            if !self.slots.shed_oldest_idle() {
+                                break;
+                            }
                             troubles.shed += 1;
                         }
                         failing_since.get_or_insert_with(Instant::now);
                         backoff = (backoff * 2)
-                            .clamp(Duration::from_millis(5), Duration::from_millis(250));
+                            .clamp(Duration::from_millis(1), Duration::from_millis(250));
                         thread::sleep(backoff);
+                        break;
                     }
-                    // Nothing waiting after all, or the one connection
-                    // went away before we took it: not a listener problem.
+                    // The one connection went away before we took it, or
+                    // a signal: not a listener problem.
                     Some(
-                        libc::EAGAIN
-                        | libc::EINTR
+                        libc::EINTR
                         | libc::ECONNABORTED
                         | libc::EPROTO
                         | libc::EPERM
@@ -589,8 +604,9 @@ impl Server {
                         | libc::EOPNOTSUPP
                         | libc::ENETUNREACH,
                     ) => {}
+                    // EBADF, EINVAL, ENOTSOCK…: the listener itself is gone.
                     _ => return Err(format!("the listener failed: {e}")),
-                },
+                }
             }
         }
     }

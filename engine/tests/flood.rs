@@ -1,0 +1,424 @@
+//! Flood resistance (issue 14, High 1): idle-connection floods, running out
+//! of descriptors or threads, slow clients, and concurrent uploads. Each
+//! test is bounded well under a minute; time limits asserted are seconds.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// What `/health` must answer within while the engine is flooded.
+const ANSWER_LIMIT: Duration = Duration::from_secs(5);
+
+/// Raises this process's descriptor limit (the flood's sockets are ours too).
+fn raise_nofile(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to our own struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+    assert!(
+        lim.rlim_cur >= want,
+        "need {want} descriptors, the hard limit is {}",
+        lim.rlim_max
+    );
+}
+
+/// Sets `resource` to `value` (soft and hard) in the child before exec.
+fn limit_child(cmd: &mut std::process::Command, resource: libc::__rlimit_resource_t, value: u64) {
+    // SAFETY: setrlimit is async-signal-safe; nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Opens `n` connections that send the start of a request and nothing more.
+/// Connections the engine has already shed may fail to write: that is fine.
+fn idle_flood(port: u16, n: usize) -> Vec<TcpStream> {
+    let started = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            let _ = s.write_all(b"GET / HTTP/1.1\r\n");
+            held.push(s);
+        }
+    }
+    eprintln!(
+        "{} of {n} idle connections open after {:?}",
+        held.len(),
+        started.elapsed()
+    );
+    held
+}
+
+/// `/health` on a new connection, asserted to answer 200 within the limit.
+fn health_answers_in_time(engine: &Engine, context: &str) {
+    let started = Instant::now();
+    let resp = engine.call("GET", "/health", None);
+    let took = started.elapsed();
+    eprintln!("{context}: /health answered in {took:?}");
+    assert_eq!(resp.status, 200, "{context}");
+    assert!(
+        took < ANSWER_LIMIT,
+        "{context}: /health took {took:?}; stderr:\n{}",
+        tail(&engine.stderr())
+    );
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn two_thousand_idle_connections_do_not_stop_health() {
+    raise_nofile(4_096);
+    let engine = start(&[("WB_HTTP_MAX_CONNECTIONS", "256")]);
+    let flood = idle_flood(engine.port, 2_000);
+    assert!(flood.len() >= 1_900, "only {} connected", flood.len());
+    health_answers_in_time(&engine, "after 2,000 idle connections");
+    assert_eq!(engine.call("GET", "/livez", None).body, b"ok");
+    // Connections (one thread each) stay bounded: 256, plus a few shed ones
+    // whose threads are ending, plus main and the signal thread.
+    let threads = proc_status(engine.pid, "Threads:");
+    assert!(threads <= 256 + 64, "{threads} threads");
+    // A second wave on top of the first: still served.
+    let more = idle_flood(engine.port, 500);
+    health_answers_in_time(&engine, "after 2,500 idle connections");
+    let log = engine.stderr();
+    assert!(log.contains("idle connection(s) shed"), "{}", tail(&log));
+    drop((flood, more));
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_kill_the_listener() {
+    raise_nofile(2_048);
+    // 64 descriptors: after stdio, the listener and the signal pipe, about
+    // 55 connections before accept(2) fails with EMFILE.
+    let engine = start_with(&[], |cmd, _| limit_child(cmd, libc::RLIMIT_NOFILE, 64));
+    let flood = idle_flood(engine.port, 600);
+    health_answers_in_time(&engine, "past the descriptor limit");
+    let log = engine.stderr();
+    assert!(
+        log.contains("Too many open files"),
+        "EMFILE was never hit, so this proves nothing:\n{}",
+        tail(&log)
+    );
+    drop(flood);
+    // And it keeps serving normally afterwards.
+    assert_eq!(
+        engine.call("PUT", "/workbooks/after", Some(b"x")).status,
+        201
+    );
+    health_answers_in_time(&engine, "after the flood");
+}
+
+#[test]
+fn running_out_of_threads_as_nobody_does_not_kill_the_listener() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // RLIMIT_NPROC binds only a non-root user; becoming one needs root.
+        eprintln!("SKIPPED: needs root to run the engine as `nobody` under an nproc limit");
+        return;
+    }
+    raise_nofile(2_048);
+    // 12 threads for user nobody: main, signals, and about 10 connections.
+    let engine = start_with(&[], |cmd, dir| {
+        chown_tree(dir, 65_534, 65_534);
+        cmd.uid(65_534).gid(65_534);
+        limit_child(cmd, libc::RLIMIT_NPROC, 12);
+    });
+    let flood = idle_flood(engine.port, 200);
+    health_answers_in_time(&engine, "past the thread limit");
+    let log = engine.stderr();
+    assert!(
+        log.contains("cannot start a connection thread"),
+        "no thread start ever failed, so this proves nothing:\n{}",
+        tail(&log)
+    );
+    drop(flood);
+    assert_eq!(
+        engine.call("PUT", "/workbooks/after", Some(b"x")).status,
+        201
+    );
+    assert_eq!(engine.call("GET", "/workbooks/after", None).body, b"x");
+}
+
+fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            chown_tree(&path, uid, gid);
+        } else {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
+    }
+}
+
+/// Reads until end-of-file or `limit`; `None` if the connection was still
+/// open (no EOF, no reset) when the limit passed.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_after_the_timeout() {
+    let engine = start(&[("WB_HTTP_IDLE_TIMEOUT_MS", "300")]);
+    let limit = Duration::from_secs(5);
+
+    // Nothing sent at all: closed silently.
+    let mut silent = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    let got = read_until_closed(&mut silent, limit).expect("a silent connection was kept");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+
+    // Half a request head: 408, then closed.
+    let mut half = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let got = read_until_closed(&mut half, limit).expect("a half head was kept");
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got:?}");
+
+    // Trickling a byte every 20 ms does not extend the deadline: the head
+    // must be complete within the timeout.
+    let mut slow = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nX-Slow: ").unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < limit {
+        if slow.write_all(b"a").is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match slow.read(&mut buf) {
+            Ok(_) => {
+                closed = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(closed, "a trickling client was kept for {limit:?}");
+
+    // A kept-alive connection that goes quiet after a request: closed.
+    let mut kept = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    write!(kept, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let got = read_until_closed(&mut kept, limit).expect("an idle keep-alive was kept");
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 200 ") && got.ends_with("ok"),
+        "{got:?}"
+    );
+    assert!(
+        !got.contains("Connection: close"),
+        "it was a keep-alive: {got:?}"
+    );
+
+    // None of that hurt anyone else.
+    health_answers_in_time(&engine, "after the timeouts");
+}
+
+#[test]
+fn a_stalled_body_times_out_with_408() {
+    let engine = start(&[("WB_HTTP_BODY_TIMEOUT_MS", "300")]);
+    let mut stalled = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    write!(
+        stalled,
+        "PUT /workbooks/stalled HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\nabc",
+        engine.token
+    )
+    .unwrap();
+    let got =
+        read_until_closed(&mut stalled, Duration::from_secs(5)).expect("a stalled body was kept");
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got:?}");
+    assert!(got.contains("Connection: close"), "{got:?}");
+    assert_eq!(
+        names(&engine.call("GET", "/workbooks", None)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_upload_over_the_budget_gets_503_with_retry_after() {
+    const MIB: usize = 1 << 20;
+    let engine = start(&[("WB_HTTP_UPLOAD_BUDGET_MIB", "16")]);
+    // A 16 MiB upload takes the whole budget and stalls half-way.
+    let mut big = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    write!(
+        big,
+        "PUT /workbooks/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        engine.token,
+        16 * MIB
+    )
+    .unwrap();
+    big.write_all(&vec![1u8; 8 * MIB]).unwrap();
+    // Meanwhile a small upload is refused (its head went first, but the
+    // budget is checked once the big one is being read: wait for that).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let resp = engine.call("PUT", "/workbooks/small", Some(b"small"));
+        if resp.status == 503 || Instant::now() >= deadline {
+            break resp;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert!(refused.text().contains("retry"), "{}", refused.text());
+    // Reads are not uploads: they go on.
+    assert_eq!(engine.call("GET", "/workbooks", None).status, 200);
+    // The big one completes, which frees the budget for the small one.
+    big.write_all(&vec![2u8; 8 * MIB]).unwrap();
+    let resp = read_response(&mut big);
+    assert_eq!(resp.status, 201);
+    assert_eq!(
+        engine
+            .call("PUT", "/workbooks/small", Some(b"small"))
+            .status,
+        201
+    );
+    assert_eq!(
+        names(&engine.call("GET", "/workbooks", None)),
+        ["big", "small"]
+    );
+}
+
+#[test]
+fn parallel_uploads_stay_within_the_memory_budget() {
+    const MIB: usize = 1 << 20;
+    const UPLOADS: usize = 24;
+    const SIZE: usize = 8 * MIB;
+    let dir = tempfile::TempDir::new().unwrap();
+    let registry = dir.path().join("registry.db");
+    // The registry on disk, so stored workbooks do not count as memory.
+    let engine = start(&[
+        ("WB_HTTP_UPLOAD_BUDGET_MIB", "16"),
+        ("WB_REGISTRY", registry.to_str().unwrap()),
+    ]);
+    let before = proc_status(engine.pid, "VmRSS:");
+    let port = engine.port;
+    let token = engine.token.clone();
+    let handles: Vec<_> = (0..UPLOADS)
+        .map(|i| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let body = vec![i as u8; SIZE];
+                let path = format!("/workbooks/w{i}");
+                // A well-behaved client: on 503, wait as told and retry.
+                let mut refusals = 0;
+                loop {
+                    let resp = http(port, "PUT", &path, Some(&token), Some(&body));
+                    if resp.status != 503 {
+                        return (resp.status, refusals);
+                    }
+                    assert_eq!(resp.header("Retry-After"), Some("1"));
+                    refusals += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+    let results: Vec<(u16, usize)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().all(|(s, _)| *s == 201), "{results:?}");
+    assert!(
+        results.iter().any(|(_, r)| *r > 0),
+        "no upload was ever refused, so the budget was never tested"
+    );
+    // 24 × 8 MiB buffered at once would be 192 MiB; the budget holds 16 MiB
+    // of bodies (plus one copy inside SQLite while storing).
+    let peak = proc_status(engine.pid, "VmHWM:") / 1024;
+    assert!(
+        peak < before / 1024 + 96,
+        "peak RSS {peak} MiB (at start {} MiB)",
+        before / 1024
+    );
+    assert_eq!(
+        names(&engine.call("GET", "/workbooks", None)).len(),
+        UPLOADS
+    );
+}
+
+#[test]
+fn expect_100_continue_is_answered_only_when_the_body_is_wanted() {
+    let engine = start(&[]);
+    // Authorized: 100 Continue, then the body, then 201.
+    let mut s = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        s,
+        "PUT /workbooks/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        engine.token
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").unwrap();
+    assert_eq!(read_response(&mut s).status, 201);
+    assert_eq!(engine.call("GET", "/workbooks/c", None).body, b"hello");
+    // Unauthorized: the final answer at once, no 100, body never sent.
+    let mut s = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(
+        b"PUT /workbooks/d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let resp = read_response(&mut s);
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.header("Connection"), Some("close"));
+}
