@@ -82,6 +82,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 pub const DEFAULT_IDLE_TIMEOUT_MS: usize = 10_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: usize = 30_000;
 pub const DEFAULT_UPLOAD_BUDGET_MIB: usize = 64;
+pub const DEFAULT_GIVE_UP_MS: usize = 60_000;
 
 /// An integer setting within `range`, `default` when unset or empty.
 pub fn parse_limit(
@@ -195,6 +196,12 @@ impl Config {
                 DEFAULT_UPLOAD_BUDGET_MIB,
                 16..=65_536,
             )? << 20,
+            give_up: Duration::from_millis(parse_limit(
+                "WB_HTTP_GIVE_UP_MS",
+                var("WB_HTTP_GIVE_UP_MS")?.as_deref(),
+                DEFAULT_GIVE_UP_MS,
+                100..=3_600_000,
+            )? as u64),
         };
         Ok(Config {
             limits,

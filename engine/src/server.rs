@@ -13,7 +13,7 @@
 //! - accept errors from exhausted resources (EMFILE, ENFILE, ENOBUFS, ENOMEM)
 //!   and failed thread spawns shed an idle connection and back off briefly;
 //!   the listener never dies while the process lives. If nothing can be
-//!   served for [`GIVE_UP_AFTER`], or the listener itself breaks, `run`
+//!   served for `give_up` (failures all along), or the listener breaks, `run`
 //!   returns an error and the engine exits non-zero for its supervisor;
 //! - buffered request bodies share an `upload_budget`: an upload that does
 //!   not fit is refused with 503 and `Retry-After` before it is read.
@@ -34,6 +34,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub upload_budget: usize,
+    /// How long accept may fail (or threads fail to start), with no
+    /// connection served in between, before the engine exits non-zero.
+    pub give_up: Duration,
 }
 
 /// Largest request head (request line and headers).
@@ -43,9 +46,9 @@ const LINE_LIMIT: usize = 4 * 1024;
 /// Connection threads only parse HTTP and call the registry; the default
 /// 2 MiB of stack per thread is address space a flood would multiply.
 const WORKER_STACK: usize = 512 * 1024;
-/// How long accept may fail (or threads fail to start) without a single
-/// connection served before the engine gives up and exits non-zero.
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+/// A failure streak ends after this long without a failure (an engine that
+/// had trouble and then simply got no traffic has not failed).
+const QUIET: Duration = Duration::from_secs(5);
 /// After a response that leaves a request body unread, how long the rest is
 /// read and discarded so the client sees the response rather than a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -526,8 +529,13 @@ impl Server {
     pub fn run(&self, handler: Arc<Handler>, stop: &AtomicBool) -> Result<(), String> {
         let mut troubles = Troubles::default();
         let mut last_report = Instant::now();
-        // Since when nothing has been served: accept or spawn failing.
-        let mut failing_since: Option<Instant> = None;
+        // A streak of failures to accept or start connections, with nothing
+        // served in between: (first, latest).
+        let mut failing: Option<(Instant, Instant)> = None;
+        let fail = |failing: &mut Option<(Instant, Instant)>| {
+            let now = Instant::now();
+            *failing = Some((failing.map_or(now, |(first, _)| first), now));
+        };
         let mut backoff = Duration::ZERO;
         loop {
             if stop.load(Ordering::SeqCst) {
@@ -537,32 +545,38 @@ impl Server {
                 report(&mut troubles, &self.limits);
                 last_report = Instant::now();
             }
-            if let Some(since) = failing_since
-                && since.elapsed() >= GIVE_UP_AFTER
-            {
-                report(&mut troubles, &self.limits);
-                return Err(format!(
-                    "cannot serve: no connection could be accepted or started for {}s \
-                     (last error: {}); exiting so a supervisor restarts the engine",
-                    GIVE_UP_AFTER.as_secs(),
-                    troubles.last_error
-                ));
+            if let Some((first, latest)) = failing {
+                if latest.elapsed() >= QUIET {
+                    failing = None;
+                } else if first.elapsed() >= self.limits.give_up {
+                    report(&mut troubles, &self.limits);
+                    return Err(format!(
+                        "cannot serve: no connection could be accepted or started for {:?} \
+                         (last error: {}); exiting so a supervisor restarts the engine",
+                        self.limits.give_up, troubles.last_error
+                    ));
+                }
             }
             if !readable(&self.listener, POLL_INTERVAL) {
                 continue;
             }
-            // Take what is waiting (a bounded batch, so the stop flag and
-            // the report are still looked at under a flood).
+            // Take what is waiting, in a batch bounded in count and time, so
+            // the stop flag, the report and the give-up check above are
+            // still looked at under a flood (a failing spawn takes ~1 s).
+            let batch_started = Instant::now();
             for _ in 0..ACCEPT_BATCH {
+                if batch_started.elapsed() >= POLL_INTERVAL {
+                    break;
+                }
                 let e = match self.listener.accept() {
                     Ok((stream, _)) => {
                         match self.admit(stream, &handler, &mut troubles) {
                             Ok(()) => {
-                                failing_since = None;
+                                failing = None;
                                 backoff = Duration::ZERO;
                             }
                             Err(_) => {
-                                failing_since.get_or_insert_with(Instant::now);
+                                fail(&mut failing);
                             }
                         }
                         continue;
@@ -583,7 +597,7 @@ impl Server {
                             }
                             troubles.shed += 1;
                         }
-                        failing_since.get_or_insert_with(Instant::now);
+                        fail(&mut failing);
                         backoff = (backoff * 2)
                             .clamp(Duration::from_millis(1), Duration::from_millis(250));
                         thread::sleep(backoff);
@@ -680,25 +694,33 @@ impl Server {
 
 fn report(troubles: &mut Troubles, limits: &Limits) {
     let t = std::mem::take(troubles);
-    if t.shed + t.refused + t.accept_errors + t.spawn_errors == 0 {
-        troubles.last_error = t.last_error;
-        return;
+    let mut parts = Vec::new();
+    if t.shed > 0 {
+        parts.push(format!("{} idle connection(s) shed", t.shed));
     }
-    eprintln!(
-        "wb-engine: under pressure in the last second: {} idle connection(s) shed, \
-         {} refused with 503 (all {} connections busy), {} accept error(s), \
-         {} thread start failure(s){}",
-        t.shed,
-        t.refused,
-        limits.max_connections,
-        t.accept_errors,
-        t.spawn_errors,
-        if t.last_error.is_empty() {
+    if t.refused > 0 {
+        parts.push(format!(
+            "{} refused with 503 (all {} connections mid-request)",
+            t.refused, limits.max_connections
+        ));
+    }
+    if t.accept_errors > 0 {
+        parts.push(format!("{} accept error(s)", t.accept_errors));
+    }
+    if t.spawn_errors > 0 {
+        parts.push(format!("{} thread start failure(s)", t.spawn_errors));
+    }
+    if !parts.is_empty() {
+        let last = if t.last_error.is_empty() {
             String::new()
         } else {
             format!("; last: {}", t.last_error)
-        }
-    );
+        };
+        eprintln!(
+            "wb-engine: under pressure in the last second: {}{last}",
+            parts.join(", ")
+        );
+    }
     troubles.last_error = t.last_error;
 }
 

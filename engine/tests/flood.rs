@@ -153,11 +153,13 @@ fn running_out_of_threads_as_nobody_does_not_kill_the_listener() {
         return;
     }
     raise_nofile(2_048);
-    // 12 threads for user nobody: main, signals, and about 10 connections.
+    let _turn = nobody_turn();
+    // 12 threads for the engine: main, signals, and about 10 connections.
+    let nproc = nobody_threads() + 12;
     let engine = start_with(&[], |cmd, dir| {
         chown_tree(dir, 65_534, 65_534);
         cmd.uid(65_534).gid(65_534);
-        limit_child(cmd, libc::RLIMIT_NPROC, 12);
+        limit_child(cmd, libc::RLIMIT_NPROC, nproc);
     });
     let flood = idle_flood(engine.port, 200);
     health_answers_in_time(&engine, "past the thread limit");
@@ -173,6 +175,84 @@ fn running_out_of_threads_as_nobody_does_not_kill_the_listener() {
         201
     );
     assert_eq!(engine.call("GET", "/workbooks/after", None).body, b"x");
+}
+
+#[test]
+fn an_engine_that_can_never_start_a_connection_exits_1() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to run the engine as `nobody` under an nproc limit");
+        return;
+    }
+    let _turn = nobody_turn();
+    // Two threads for the engine: main and the signal thread, so no
+    // connection thread can ever start. Giving up after 2 s of that.
+    let nproc = nobody_threads() + 2;
+    let mut engine = start_with(&[("WB_HTTP_GIVE_UP_MS", "2000")], |cmd, dir| {
+        chown_tree(dir, 65_534, 65_534);
+        cmd.uid(65_534).gid(65_534);
+        limit_child(cmd, libc::RLIMIT_NPROC, nproc);
+    });
+    // Clients keep trying (each attempt is answered by a closed connection).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = engine.wait_exit(Duration::from_millis(200)) {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running; stderr:\n{}",
+            tail(&engine.stderr())
+        );
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", engine.port)) {
+            let _ = s.write_all(b"GET /livez HTTP/1.1\r\n\r\n");
+        }
+    };
+    let log = engine.stderr();
+    assert_eq!(status.code(), Some(1), "{}", tail(&log));
+    assert!(log.contains("cannot serve"), "{}", tail(&log));
+    assert!(log.contains("supervisor"), "{}", tail(&log));
+    assert!(!engine.runtime_path().exists(), "runtime.json left behind");
+}
+
+/// RLIMIT_NPROC counts every thread of the user, across processes: the
+/// tests that run the engine as `nobody` take turns (this lock), and set
+/// their limits on top of what `nobody` already runs on this machine.
+struct NobodyTurn(#[allow(dead_code)] std::fs::File);
+
+fn nobody_turn() -> NobodyTurn {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("wb-engine-tests-nobody.lock"))
+        .unwrap();
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    NobodyTurn(file)
+}
+
+/// Threads that user `nobody` runs right now (they count against its limit).
+fn nobody_threads() -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next());
+        if uid == Some("65534") {
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1);
+        }
+    }
+    total
 }
 
 fn chown_tree(dir: &Path, uid: u32, gid: u32) {

@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_wb-engine");
+/// The engine under test: the one cargo built, or `WB_ENGINE_BIN` (e.g. the
+/// static release binary, or an older build to see a test fail).
+pub fn bin() -> std::ffi::OsString {
+    std::env::var_os("WB_ENGINE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_wb-engine").into())
+}
 pub const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,7 +51,7 @@ pub fn start_with(vars: &[(&str, &str)], setup: impl FnOnce(&mut Command, &Path)
         .find(|(k, _)| *k == "WB_DISCO")
         .map_or_else(|| dirs.path().join("disco"), |(_, v)| PathBuf::from(v));
     let log = dirs.path().join("stderr.log");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.env_clear()
         .env("WB_WEB", "1")
         .env("PORT", "0")
@@ -165,7 +169,7 @@ pub fn run_to_exit(vars: &[(&str, &str)], disco: &Path) -> (ExitStatus, String) 
 
 /// [`run_to_exit`] that also returns stdout.
 pub fn run_to_exit_output(vars: &[(&str, &str)], disco: &Path) -> (ExitStatus, String, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.env_clear()
         .env("WB_DISCO", disco)
         .env("WB_DATA", disco.join("data"));
