@@ -361,10 +361,26 @@ impl Body<'_, '_> {
         match self.framing {
             Framing::None => true,
             // A client waiting for 100 Continue will not send the body.
+            // The whole drain has one short deadline: the body of a request
+            // that was refused (401 included) must not let a trickling,
+            // unauthenticated client hold a connection slot.
             Framing::Length(n) if n <= DRAIN_LIMIT && !self.expect_continue => {
-                self.set_timeout();
-                let mut rest = (&mut *self.reader).take(n);
-                matches!(io::copy(&mut rest, &mut io::sink()), Ok(m) if m == n)
+                let deadline = Instant::now() + LINGER.min(self.timeout);
+                let mut left = n;
+                let mut sink = [0u8; 8 * 1024];
+                while left > 0 {
+                    let time = deadline.saturating_duration_since(Instant::now());
+                    if time.is_zero() {
+                        return false;
+                    }
+                    let _ = self.stream.set_read_timeout(Some(time));
+                    let want = sink.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    match self.reader.read(&mut sink[..want]) {
+                        Ok(0) | Err(_) => return false,
+                        Ok(got) => left -= got as u64,
+                    }
+                }
+                true
             }
             _ => false,
         }

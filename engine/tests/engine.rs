@@ -59,6 +59,42 @@ fn livez_is_200_ok_without_a_token_and_nothing_else_is() {
 }
 
 #[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let engine = start(&[("WB_PUBLIC_BEARER", "ka-token")]);
+    let mut s = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = "Authorization: Bearer ka-token\r\n";
+    // A PUT, then a GET with a small body the handler ignores (drained),
+    // then two pipelined requests in one write: all on one connection.
+    write!(
+        s,
+        "PUT /workbooks/k HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 3\r\n\r\nabc"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).status, 201);
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 4\r\n\r\njunk"
+    )
+    .unwrap();
+    let resp = read_response(&mut s);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Connection"), None, "kept alive");
+    write!(
+        s,
+        "GET /workbooks/k HTTP/1.1\r\nHost: x\r\n{auth}\r\nGET /workbooks HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).body, b"abc");
+    let last = read_response(&mut s);
+    assert_eq!(names(&last), ["k"]);
+    assert_eq!(last.header("Connection"), Some("close"));
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut rest).unwrap();
+    assert!(rest.is_empty(), "closed after the last: {rest:?}");
+}
+
+#[test]
 fn missing_or_wrong_token_is_401() {
     let engine = start(&[("WB_PUBLIC_BEARER", "right-token")]);
     let cases: [(&str, Option<&str>); 4] = [

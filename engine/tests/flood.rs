@@ -502,3 +502,42 @@ fn expect_100_continue_is_answered_only_when_the_body_is_wanted() {
     assert_eq!(resp.status, 401);
     assert_eq!(resp.header("Connection"), Some("close"));
 }
+
+#[test]
+fn a_refused_request_cannot_hold_its_connection_by_trickling_its_body() {
+    // Long timeouts, so only the drain's own short deadline can close it.
+    let engine = start(&[
+        ("WB_HTTP_BODY_TIMEOUT_MS", "60000"),
+        ("WB_HTTP_IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let mut s = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    // No token, a small declared body, sent one byte at a time.
+    s.write_all(b"PUT /workbooks/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        if s.write_all(b"a").is_err() {
+            break true;
+        }
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        closed,
+        "a trickling refused request kept its connection for 10 s"
+    );
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 401 "), "{got:?}");
+    assert!(got.contains("Connection: close"), "{got:?}");
+}
