@@ -257,6 +257,9 @@ impl Body<'_, '_> {
                     let size = std::str::from_utf8(size_text)
                         .ok()
                         .map(str::trim)
+                        // Hex digits only (from_str_radix would take a sign).
+                        .filter(|t| (1..=15).contains(&t.len()))
+                        .filter(|t| t.bytes().all(|b| b.is_ascii_hexdigit()))
                         .and_then(|t| usize::from_str_radix(t, 16).ok())
                         .ok_or_else(|| BodyError::Bad("bad chunk size in a chunked body".into()))?;
                     if size == 0 {

@@ -144,12 +144,14 @@ impl Store {
                 // One statement, so two engines writing the same name cannot
                 // both see "absent": `xmax = 0` holds only for a row this
                 // statement inserted (an updated row carries our xid in xmax).
-                let row = pg.client()?.query_one(
-                    "INSERT INTO workbooks (name, content) VALUES ($1, $2)
-                     ON CONFLICT (name) DO UPDATE SET content = excluded.content
-                     RETURNING (xmax = 0) AS inserted",
-                    &[&name, &content as &(dyn postgres::types::ToSql + Sync)],
-                )?;
+                let row = pg.with_client(|c| {
+                    c.query_one(
+                        "INSERT INTO workbooks (name, content) VALUES ($1, $2)
+                         ON CONFLICT (name) DO UPDATE SET content = excluded.content
+                         RETURNING (xmax = 0) AS inserted",
+                        &[&name, &content as &(dyn postgres::types::ToSql + Sync)],
+                    )
+                })?;
                 Ok(if row.get::<_, bool>(0) {
                     Put::Created
                 } else {
@@ -169,8 +171,9 @@ impl Store {
                 )
                 .optional()?),
             Store::Postgres(pg) => Ok(pg
-                .client()?
-                .query_opt("SELECT content FROM workbooks WHERE name = $1", &[&name])?
+                .with_client(|c| {
+                    c.query_opt("SELECT content FROM workbooks WHERE name = $1", &[&name])
+                })?
                 .map(|row| row.get(0))),
         }
     }
@@ -185,11 +188,12 @@ impl Store {
                 Ok(names.collect::<rusqlite::Result<_>>()?)
             }
             Store::Postgres(pg) => Ok(pg
-                .client()?
-                .query(
-                    "SELECT name FROM workbooks ORDER BY name COLLATE \"C\"",
-                    &[],
-                )?
+                .with_client(|c| {
+                    c.query(
+                        "SELECT name FROM workbooks ORDER BY name COLLATE \"C\"",
+                        &[],
+                    )
+                })?
                 .iter()
                 .map(|row| row.get(0))
                 .collect()),
@@ -203,22 +207,38 @@ impl Store {
                 Ok(conn.execute("DELETE FROM workbooks WHERE name = ?1", [name])? > 0)
             }
             Store::Postgres(pg) => Ok(pg
-                .client()?
-                .execute("DELETE FROM workbooks WHERE name = $1", &[&name])?
+                .with_client(|c| c.execute("DELETE FROM workbooks WHERE name = $1", &[&name]))?
                 > 0),
         }
     }
 }
 
 impl Pg {
-    /// The connection, re-established first if the server dropped it (a
-    /// restart or failover of PostgreSQL must not need an engine restart).
-    fn client(&mut self) -> Result<&mut postgres::Client> {
+    /// Runs `op`, reconnecting first if the connection is known to be gone,
+    /// and retrying once if it broke during `op`: a restart or failover of
+    /// PostgreSQL must not need an engine restart, nor fail a request that
+    /// can simply be sent again. Every statement here is one idempotent
+    /// statement (a retried PUT that had committed reports "replaced").
+    fn with_client<T>(
+        &mut self,
+        op: impl Fn(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
         if self.client.is_closed() {
-            eprintln!("wb-engine: the PostgreSQL connection was closed; reconnecting");
-            self.client = self.config.connect(postgres::NoTls)?;
+            self.reconnect()?;
         }
-        Ok(&mut self.client)
+        match op(&mut self.client) {
+            Err(_) if self.client.is_closed() => {
+                self.reconnect()?;
+                Ok(op(&mut self.client)?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        eprintln!("wb-engine: the PostgreSQL connection was closed; reconnecting");
+        self.client = self.config.connect(postgres::NoTls)?;
+        Ok(())
     }
 }
 

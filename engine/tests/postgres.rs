@@ -52,6 +52,18 @@ fn two_engines_share_one_postgres_registry() {
     assert_eq!(b.call("GET", "/workbooks/zeta", None).status, 404);
     assert_eq!(b.call("DELETE", "/workbooks/zeta", None).status, 404);
 
+    // A restart of PostgreSQL cuts every connection: the engines reconnect
+    // on their own, and the request that found the connection gone is
+    // retried rather than failed.
+    pg.restart();
+    assert_eq!(b.call("GET", "/workbooks/shared.wb", None).body, b"v2");
+    assert_eq!(
+        a.call("PUT", "/workbooks/after-restart", Some(b"r")).status,
+        201
+    );
+    assert_eq!(b.call("GET", "/workbooks/after-restart", None).body, b"r");
+    assert!(b.stderr().contains("reconnecting"), "{}", b.stderr());
+
     // Data outlives an engine: stop one, start a new one, read it back.
     a.stop();
     let c = start(&[("WB_DATABASE_URL", &url)]);
