@@ -403,13 +403,15 @@ fn io_to_body(e: io::Error) -> BodyError {
 /// waited longest for a request head.
 struct Slots {
     table: Mutex<SlotTable>,
+    /// Signalled when a connection's thread ends (its slot is removed).
+    freed: std::sync::Condvar,
 }
 
 #[derive(Default)]
 struct SlotTable {
     next_id: u64,
     conns: HashMap<u64, Slot>,
-    /// Shed, but their threads have not ended yet.
+    /// Shed, but their threads have not ended yet (still counted in `conns`).
     shedding: usize,
 }
 
@@ -426,9 +428,34 @@ impl Slots {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn active(&self) -> usize {
-        let table = self.lock();
-        table.conns.len() - table.shedding
+    /// Waits until fewer than `max` connections (shed ones included: their
+    /// threads still exist) are open, shedding the oldest idle one if none is
+    /// on its way out. False if every connection is mid-request, or no slot
+    /// freed within a second.
+    fn make_room(&self, max: usize, troubles: &mut Troubles) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut table = self.lock();
+        while table.conns.len() >= max {
+            if table.shedding == 0 {
+                drop(table);
+                if !self.shed_oldest_idle() {
+                    return false;
+                }
+                troubles.shed += 1;
+                table = self.lock();
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            table = self
+                .freed
+                .wait_timeout(table, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
     }
 
     fn insert(&self, fd: RawFd) -> u64 {
@@ -463,6 +490,7 @@ impl Slots {
         {
             table.shedding -= 1;
         }
+        self.freed.notify_all();
     }
 
     /// Shuts down the connection that has waited longest for a request head;
@@ -534,6 +562,7 @@ impl Server {
             budget: Budget::new(limits.upload_budget),
             limits,
             slots: Arc::new(Slots {
+                freed: std::sync::Condvar::new(),
                 table: Mutex::new(SlotTable::default()),
             }),
         })
@@ -654,10 +683,11 @@ impl Server {
         troubles: &mut Troubles,
     ) -> io::Result<()> {
         let _ = stream.set_nonblocking(false);
-        if self.slots.active() >= self.limits.max_connections {
-            if self.slots.shed_oldest_idle() {
-                troubles.shed += 1;
-            } else {
+        // At the cap, the newcomer waits (in the backlog, in effect) for a
+        // shed connection's thread to end: threads stay bounded even when
+        // shed ones are slow to go, as on a saturated CPU.
+        if !self.slots.make_room(self.limits.max_connections, troubles) {
+            {
                 // Every connection is mid-request: say so and close.
                 troubles.refused += 1;
                 let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
