@@ -275,6 +275,15 @@ impl Database {
                 "wb-engine: WB_DATABASE_URL asks for sslmode=require — {NO_TLS}"
             )));
         }
+        // The driver's default user is the OS user's name, which a
+        // FROM-scratch image cannot look up (no passwd): ask for it instead
+        // of failing later with "No such file or directory".
+        if config.get_user().is_none_or(str::is_empty) {
+            return Err(ConfigError::new(
+                "wb-engine: WB_DATABASE_URL names no user — give one \
+                 (postgres://USER@HOST/DB, or user=USER in key=value form)",
+            ));
+        }
         if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
             return Err(ConfigError::new(
                 "wb-engine: WB_DATABASE_URL names no host — give one (postgres://USER@HOST/DB) \
@@ -420,6 +429,7 @@ mod tests {
             "postgres://wb:Hunter2Secret@db/wb?sslmode=require",
             "host=db password='Hunter2Secret' sslmode=verify-full",
             "user=wb password=Hunter2Secret",
+            "host=db password=Hunter2Secret dbname=wb",
         ] {
             let err = Database::parse(dsn)
                 .err()

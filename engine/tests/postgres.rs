@@ -159,6 +159,10 @@ fn unusable_database_urls_are_refused_with_exit_2() {
             "without TLS",
         ),
         (format!("user=wb password={secret}"), "names no host"),
+        (
+            format!("host=/run/pg password={secret} dbname=wb"),
+            "names no user",
+        ),
     ] {
         let (status, stdout, stderr) = run_to_exit_output(
             &[("WB_WEB", "1"), ("WB_DATABASE_URL", &dsn)],
