@@ -687,16 +687,14 @@ impl Server {
         // shed connection's thread to end: threads stay bounded even when
         // shed ones are slow to go, as on a saturated CPU.
         if !self.slots.make_room(self.limits.max_connections, troubles) {
-            {
-                // Every connection is mid-request: say so and close.
-                troubles.refused += 1;
-                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = (&stream).write_all(
-                    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
-                      Content-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                return Ok(());
-            }
+            // Every connection is mid-request: say so and close.
+            troubles.refused += 1;
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = (&stream).write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return Ok(());
         }
         // The stream waits here across spawn attempts: a failed spawn drops
         // its closure, and must not close the connection with it.

@@ -87,6 +87,20 @@ fn health_answers_in_time(engine: &Engine, context: &str) {
     );
 }
 
+/// Waits for `needle` in the engine's log: pressure is reported at most
+/// once a second, so the line may come a moment after the event.
+fn wait_for_log(engine: &Engine, needle: &str, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !engine.stderr().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "{why}: no {needle:?} in the log:\n{}",
+            tail(&engine.stderr())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -116,8 +130,11 @@ fn two_thousand_idle_connections_do_not_stop_health() {
     // A second wave on top of the first: still served.
     let more = idle_flood(engine.port, 500);
     health_answers_in_time(&engine, "after 2,500 idle connections");
-    let log = engine.stderr();
-    assert!(log.contains("idle connection(s) shed"), "{}", tail(&log));
+    wait_for_log(
+        &engine,
+        "idle connection(s) shed",
+        "the cap was never reached",
+    );
     drop((flood, more));
 }
 
@@ -129,11 +146,10 @@ fn running_out_of_descriptors_does_not_kill_the_listener() {
     let engine = start_with(&[], |cmd, _| limit_child(cmd, libc::RLIMIT_NOFILE, 64));
     let flood = idle_flood(engine.port, 600);
     health_answers_in_time(&engine, "past the descriptor limit");
-    let log = engine.stderr();
-    assert!(
-        log.contains("Too many open files"),
-        "EMFILE was never hit, so this proves nothing:\n{}",
-        tail(&log)
+    wait_for_log(
+        &engine,
+        "Too many open files",
+        "EMFILE was never hit, so this proves nothing",
     );
     drop(flood);
     // And it keeps serving normally afterwards.
@@ -163,11 +179,10 @@ fn running_out_of_threads_as_nobody_does_not_kill_the_listener() {
     });
     let flood = idle_flood(engine.port, 200);
     health_answers_in_time(&engine, "past the thread limit");
-    let log = engine.stderr();
-    assert!(
-        log.contains("cannot start a connection thread"),
-        "no thread start ever failed, so this proves nothing:\n{}",
-        tail(&log)
+    wait_for_log(
+        &engine,
+        "cannot start a connection thread",
+        "no thread start ever failed, so this proves nothing",
     );
     drop(flood);
     assert_eq!(
@@ -540,4 +555,46 @@ fn a_refused_request_cannot_hold_its_connection_by_trickling_its_body() {
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 401 "), "{got:?}");
     assert!(got.contains("Connection: close"), "{got:?}");
+}
+
+#[test]
+fn when_every_connection_is_mid_request_a_newcomer_gets_503() {
+    let engine = start(&[("WB_HTTP_MAX_CONNECTIONS", "2")]);
+    // Two authenticated uploads that stall inside their bodies: busy, so
+    // neither can be shed.
+    let busy: Vec<TcpStream> = (0..2)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+            write!(
+                s,
+                "PUT /workbooks/busy{i} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\nabc",
+                engine.token
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // The first that finds both busy is answered 503 (after waiting up to a
+    // second for a slot); retry until then, the heads may still be in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resp = loop {
+        let resp = engine.call("GET", "/health", None);
+        if resp.status == 503 || Instant::now() >= deadline {
+            break resp;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(resp.status, 503, "{}", tail(&engine.stderr()));
+    assert_eq!(resp.header("Retry-After"), Some("1"));
+    // Once one finishes, there is room again.
+    drop(busy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.call("GET", "/health", None).status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "no room after the busy ones ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_log(&engine, "refused with 503", "the refusal was not reported");
 }
