@@ -687,13 +687,30 @@ impl Server {
         // shed connection's thread to end: threads stay bounded even when
         // shed ones are slow to go, as on a saturated CPU.
         if !self.slots.make_room(self.limits.max_connections, troubles) {
-            // Every connection is mid-request: say so and close.
+            // Every connection is mid-request: say so and close — after
+            // taking what the client already sent (without waiting), as
+            // closing on unread bytes resets the connection and the client
+            // might never see the 503.
             troubles.refused += 1;
+            let drain = || {
+                let mut sink = [0u8; 4096];
+                let _ = stream.set_nonblocking(true);
+                // Bounded: the accept loop must not be kept busy here.
+                for _ in 0..16 {
+                    if !matches!((&stream).read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+                let _ = stream.set_nonblocking(false);
+            };
+            drain();
             let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
             let _ = (&stream).write_all(
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
                   Content-Length: 0\r\nConnection: close\r\n\r\n",
             );
+            let _ = stream.shutdown(Shutdown::Write);
+            drain();
             return Ok(());
         }
         // The stream waits here across spawn attempts: a failed spawn drops

@@ -251,9 +251,13 @@ pub fn raw(port: u16, head: &[u8], body: &[u8]) -> Resp {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.write_all(head).unwrap();
-    stream.write_all(b"\r\n").unwrap();
-    stream.write_all(body).unwrap();
+    // One write: an engine that answers before reading (a 503 at the
+    // connection cap) must not turn a later write of ours into a reset.
+    let mut request = Vec::with_capacity(head.len() + 2 + body.len());
+    request.extend_from_slice(head);
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body);
+    stream.write_all(&request).unwrap();
     stream.flush().unwrap();
     read_response(&mut stream)
 }
