@@ -172,11 +172,7 @@ fn running_out_of_threads_as_nobody_does_not_kill_the_listener() {
     let _turn = nobody_turn();
     // 12 threads for the engine: main, signals, and about 10 connections.
     let nproc = nobody_threads() + 12;
-    let engine = start_with(&[], |cmd, dir| {
-        chown_tree(dir, 65_534, 65_534);
-        cmd.uid(65_534).gid(65_534);
-        limit_child(cmd, libc::RLIMIT_NPROC, nproc);
-    });
+    let (engine, _bindir) = start_as_nobody(&[], nproc);
     let flood = idle_flood(engine.port, 200);
     health_answers_in_time(&engine, "past the thread limit");
     wait_for_log(
@@ -203,11 +199,7 @@ fn an_engine_that_can_never_start_a_connection_exits_1() {
     // Two threads for the engine: main and the signal thread, so no
     // connection thread can ever start. Giving up after 2 s of that.
     let nproc = nobody_threads() + 2;
-    let mut engine = start_with(&[("WB_HTTP_GIVE_UP_MS", "2000")], |cmd, dir| {
-        chown_tree(dir, 65_534, 65_534);
-        cmd.uid(65_534).gid(65_534);
-        limit_child(cmd, libc::RLIMIT_NPROC, nproc);
-    });
+    let (mut engine, _bindir) = start_as_nobody(&[("WB_HTTP_GIVE_UP_MS", "2000")], nproc);
     // Clients keep trying (each attempt is answered by a closed connection).
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -268,6 +260,24 @@ fn nobody_threads() -> u64 {
         }
     }
     total
+}
+
+/// Starts the engine as `nobody` under `RLIMIT_NPROC = nproc`. It runs a
+/// copy of the binary in a directory `nobody` can reach: the checkout may be
+/// where it cannot (under /root, say). Returns the copy's directory too.
+fn start_as_nobody(vars: &[(&str, &str)], nproc: u64) -> (Engine, tempfile::TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    let bindir = tempfile::TempDir::new().unwrap();
+    let copy = bindir.path().join("wb-engine");
+    std::fs::copy(bin(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_tree(bindir.path(), 65_534, 65_534);
+    let engine = start_program(copy.as_os_str(), vars, |cmd, dir| {
+        chown_tree(dir, 65_534, 65_534);
+        cmd.uid(65_534).gid(65_534);
+        limit_child(cmd, libc::RLIMIT_NPROC, nproc);
+    });
+    (engine, bindir)
 }
 
 fn chown_tree(dir: &Path, uid: u32, gid: u32) {

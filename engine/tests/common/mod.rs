@@ -45,13 +45,23 @@ pub fn start(vars: &[(&str, &str)]) -> Engine {
 /// Like [`start`], with `setup` given the command (to add limits or a user)
 /// and the engine's temp directory before the process is spawned.
 pub fn start_with(vars: &[(&str, &str)], setup: impl FnOnce(&mut Command, &Path)) -> Engine {
+    start_program(&bin(), vars, setup)
+}
+
+/// [`start_with`] running `program` instead of the engine under test (a copy
+/// of it another user can reach).
+pub fn start_program(
+    program: &std::ffi::OsStr,
+    vars: &[(&str, &str)],
+    setup: impl FnOnce(&mut Command, &Path),
+) -> Engine {
     let dirs = TempDir::new().unwrap();
     let disco = vars
         .iter()
         .find(|(k, _)| *k == "WB_DISCO")
         .map_or_else(|| dirs.path().join("disco"), |(_, v)| PathBuf::from(v));
     let log = dirs.path().join("stderr.log");
-    let mut cmd = Command::new(bin());
+    let mut cmd = Command::new(program);
     cmd.env_clear()
         .env("WB_WEB", "1")
         .env("PORT", "0")
