@@ -95,7 +95,7 @@ impl Pg {
             }
         }
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let pg = Pg {
+        let mut pg = Pg {
             port: free_port(),
             socket_dir,
             bin,
@@ -125,15 +125,16 @@ impl Pg {
                 "UTF8",
             ],
         );
-        let options = format!(
-            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            pg.socket_dir.display(),
-            pg.port
-        );
+        // The port was free a moment ago; another test may take it first
+        // (the tests run in parallel), so a failed start tries another.
         let log = pg.dir.path().join("server.log");
-        pg.run(
-            "pg_ctl",
-            &[
+        for attempt in 1..=3 {
+            let options = format!(
+                "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                pg.socket_dir.display(),
+                pg.port
+            );
+            let args = [
                 "-D",
                 data.to_str().unwrap(),
                 "-l",
@@ -144,8 +145,16 @@ impl Pg {
                 "-t",
                 "30",
                 "start",
-            ],
-        );
+            ];
+            if attempt == 3 {
+                pg.run("pg_ctl", &args);
+                break;
+            }
+            if pg.try_run("pg_ctl", &args).status.success() {
+                break;
+            }
+            pg.port = free_port();
+        }
         pg.run(
             "createdb",
             &[
@@ -197,13 +206,16 @@ impl Pg {
         }
     }
 
-    fn run(&self, tool: &str, args: &[&str]) -> Output {
-        let out = self
-            .command(tool)
+    fn try_run(&self, tool: &str, args: &[&str]) -> Output {
+        self.command(tool)
             .args(args)
             .current_dir(self.dir.path())
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        let out = self.try_run(tool, args);
         assert!(
             out.status.success(),
             "{tool} {args:?} failed ({}):\n{}\n{}\nserver log:\n{}",
