@@ -274,7 +274,7 @@ impl VerbInfo {
                 .replace("\n  secrets", &format!("\n  {program} secrets")),
             flags.join("\n"),
             if self.example.starts_with("curl") {
-                self.example.to_string()
+                self.example.replace("cargo xtask deploy", program)
             } else {
                 format!("{program} {}", self.example)
             }
