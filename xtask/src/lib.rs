@@ -90,6 +90,7 @@ fn dispatch(edge: &Edge, cmd: Cmd) -> (Option<&'static str>, Result<Outcome, Fai
             let cx = Ctx {
                 edge,
                 ui: Ui::new(edge, deploy.json),
+                lock_wait: std::time::Duration::from_secs(deploy.lock_wait),
             };
             let result = verbs::run(
                 &cx,

@@ -10,7 +10,7 @@ use super::backend::{Backend, Failure, Instance, Presence, Spec, detached};
 use super::health::{self, check_health, indent_log, last_words, read_runtime, with_tail};
 use super::{Failed, Local, describe};
 use crate::core::plan::{self, Applied, Fingerprint};
-use crate::state::{self, FileLock};
+use crate::state;
 
 /// How long the kit waits for the engine's discovery file (SPEC §9.2).
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -58,7 +58,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     for sub in [&spec.dir, &spec.data, &spec.disco] {
         state::ensure_private_dir(sub).map_err(fail)?;
     }
-    let _lock = FileLock::acquire(&spec.dir.join("local.lock")).map_err(fail)?;
+    let _lock = local.lock(&spec).map_err(fail)?;
     state::sweep_temp_files(&spec.dir);
     let (mut candidates, forced) = registry::candidates(local.edge, &[]).map_err(fail)?;
     let live = settle_previous(local, &spec).map_err(fail)?;

@@ -17,7 +17,7 @@ use crate::core::secret::{DeployEnv, Secret};
 use crate::edge::Edge;
 use crate::error::Error;
 use crate::report::Report;
-use crate::state::{self, FileLock, Paths, store};
+use crate::state::{self, ApplyLock, Paths, store};
 
 /// Everything a cloud verb works with, captured by the verb.
 pub struct Cloud<'a> {
@@ -31,6 +31,8 @@ pub struct Cloud<'a> {
     pub json: bool,
     /// How messages name the file (`cargo xtask deploy … <file>`).
     pub shown: &'a str,
+    /// `--lock-wait`: how long a mutating verb waits for another run's lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// What `apply` did.
@@ -184,9 +186,19 @@ impl<'a> Cloud<'a> {
         Ok((store::capture(&self.edge.vars, store)?, "generated"))
     }
 
+    /// The deployment's lock, for a mutating verb (SPEC §18: refuses or waits while
+    /// another run — or the recipe of a killed one — is at work).
+    fn lock(&self) -> Result<ApplyLock, Error> {
+        Ok(ApplyLock::acquire(
+            &self.paths.lock(),
+            self.lock_wait,
+            &|w| self.report.warn(w),
+        )?)
+    }
+
     pub fn apply(&self, force: bool) -> Result<Converged, Error> {
         let dir = self.paths.ensure()?;
-        let _lock = FileLock::acquire(&self.paths.lock())?;
+        let _lock = self.lock()?;
         state::sweep_temp_files(dir);
         let recipe = self.recipe()?;
         // The recipe's CLIs first (SPEC §13.3): no bearer is made, stored or shown for
@@ -318,7 +330,7 @@ impl<'a> Cloud<'a> {
     /// survived.
     pub fn down(&self, purge: bool) -> Result<Down, Error> {
         let dir = self.paths.ensure()?;
-        let _lock = FileLock::acquire(&self.paths.lock())?;
+        let _lock = self.lock()?;
         state::sweep_temp_files(dir);
         let (recipe, intended) = self.current()?;
         let finished =

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::core::plan::{Applied, Fingerprint};
 use crate::edge::Vars;
 
+pub mod lock;
 pub mod store;
+
+pub use lock::ApplyLock;
 
 /// `$WB_HOME`, else the platform's data dir for the kit (XDG on Linux, Application
 /// Support on macOS).

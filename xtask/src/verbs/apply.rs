@@ -73,6 +73,7 @@ pub fn zero_config(cx: &Ctx) -> Verdict {
         paths: &paths,
         edge: cx.edge,
         report: &cx.ui,
+        lock_wait: cx.lock_wait,
     };
     let up = local.apply(false).map_err(local_failure)?;
     Ok(local_outcome(&up))

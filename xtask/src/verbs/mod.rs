@@ -88,6 +88,8 @@ pub fn into_map(value: Value) -> Map<String, Value> {
 pub struct Ctx<'a> {
     pub edge: &'a Edge,
     pub ui: Ui,
+    /// `--lock-wait SECONDS` (0: a mutating verb refuses at once when locked).
+    pub lock_wait: std::time::Duration,
 }
 
 impl Ctx<'_> {
@@ -108,7 +110,7 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
     let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
     match verb {
         Verb::Validate => Ok(validate_file::run(cx, &loaded)),
-        Verb::Plan => Ok(plan::run(cx, &loaded)),
+        Verb::Plan { .. } => Ok(plan::run(cx, &loaded)),
         Verb::Fmt => fmt::run(cx, &loaded),
         Verb::Secrets(action) => secrets::run(cx, &loaded, action),
         _ => lifecycle(cx, verb, &loaded),
@@ -214,6 +216,7 @@ pub fn local<'a>(
         paths,
         edge: cx.edge,
         report: &cx.ui,
+        lock_wait: cx.lock_wait,
     }
 }
 
@@ -234,6 +237,7 @@ pub fn cloud<'a>(
         report: &cx.ui,
         json: cx.ui.json,
         shown: &loaded.shown,
+        lock_wait: cx.lock_wait,
     }
 }
 
