@@ -12,6 +12,7 @@ pub mod backend;
 mod converge;
 pub mod health;
 pub mod http;
+pub mod rollback;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -136,6 +137,16 @@ impl<'a> Local<'a> {
             at: Box::new(self.at(spec, inst)),
             unhealthy: None,
         }
+    }
+
+    /// A release of this deployment as applied now (numbered when appended).
+    pub(crate) fn release(
+        &self,
+        applied: crate::core::plan::Applied,
+        image_id: Option<String>,
+        artifacts: std::collections::BTreeMap<String, String>,
+    ) -> state::releases::Release {
+        state::releases::Release::now(self.edge, self.d, applied, image_id, artifacts)
     }
 
     /// The deployment's lock (`local.lock`), for a mutating verb.

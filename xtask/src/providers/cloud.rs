@@ -54,13 +54,13 @@ pub struct Down {
 }
 
 /// A recipe located and its header read: ready to spawn.
-struct Recipe {
-    bootstrap: PathBuf,
-    header: Header,
+pub(super) struct Recipe {
+    pub(super) bootstrap: PathBuf,
+    pub(super) header: Header,
 }
 
 impl<'a> Cloud<'a> {
-    fn recipe(&self) -> Result<Recipe, Error> {
+    pub(super) fn recipe(&self) -> Result<Recipe, Error> {
         spawn::sweep_stale_temp_dirs(&self.edge.temp);
         let provider = &self.d.provider;
         if !self.recipes.has(provider) {
@@ -78,7 +78,7 @@ impl<'a> Cloud<'a> {
     }
 
     /// What apply would converge to, with this deploy env.
-    fn intended(&self, recipe: &Recipe, deploy_env: &DeployEnv) -> Intended {
+    pub(super) fn intended(&self, recipe: &Recipe, deploy_env: &DeployEnv) -> Intended {
         Intended::new(
             self.d,
             deploy_env,
@@ -90,7 +90,7 @@ impl<'a> Cloud<'a> {
 
     /// Runs one action with the sealed env; the artifacts live in a private temp dir
     /// for exactly the length of the run.
-    fn spawn(
+    pub(super) fn spawn(
         &self,
         recipe: &Recipe,
         intended: &Intended,
@@ -127,7 +127,7 @@ impl<'a> Cloud<'a> {
         Ok(finished)
     }
 
-    fn stdout(&self) -> Stdout {
+    pub(super) fn stdout(&self) -> Stdout {
         if self.json {
             Stdout::ToStderr
         } else {
@@ -136,7 +136,7 @@ impl<'a> Cloud<'a> {
     }
 
     /// A recipe that did not succeed: its code passes through, with one line saying what.
-    fn failed(&self, action: Action, code: i32, extra: &str) -> Error {
+    pub(super) fn failed(&self, action: Action, code: i32, extra: &str) -> Error {
         let (what, code) = if spawn::interrupted() {
             ("interrupted — the", spawn::interrupted_code())
         } else {
@@ -188,7 +188,7 @@ impl<'a> Cloud<'a> {
 
     /// The deployment's lock, for a mutating verb (SPEC §18: refuses or waits while
     /// another run — or the recipe of a killed one — is at work).
-    fn lock(&self) -> Result<ApplyLock, Error> {
+    pub(super) fn lock(&self) -> Result<ApplyLock, Error> {
         Ok(ApplyLock::acquire(
             &self.paths.lock(),
             self.lock_wait,
@@ -265,13 +265,19 @@ impl<'a> Cloud<'a> {
         let url = up.url().map(str::to_string).ok_or_else(|| {
             self.failed(Action::Up, 1, " — it printed no `url: …` line on stdout")
         })?;
-        state::record_applied(
-            dir,
-            &Applied {
-                intended: fingerprint,
-                resolved: Default::default(),
-            },
-        )?;
+        let applied = Applied {
+            intended: fingerprint,
+            resolved: Default::default(),
+        };
+        let image_id = self.deployed_image(&recipe, &intended);
+        let artifacts = intended
+            .artifacts
+            .iter()
+            .map(|(a, text)| (a.file_name().to_string(), text.clone()))
+            .collect();
+        let release =
+            state::releases::Release::now(self.edge, self.d, applied, image_id, artifacts);
+        state::releases::append(dir, release)?;
         Ok(Converged {
             changed: true,
             changes,
@@ -279,6 +285,18 @@ impl<'a> Cloud<'a> {
             url,
             bearer,
         })
+    }
+
+    /// The image the provider reports as deployed: the `state:` line of the recipe's
+    /// read-only `status` (SPEC §13.1), when it prints one.
+    pub(super) fn deployed_image(&self, recipe: &Recipe, intended: &Intended) -> Option<String> {
+        let probe = self
+            .spawn(recipe, intended, Action::Status, Stdout::Quiet)
+            .ok()?;
+        if probe.code != 0 {
+            return None;
+        }
+        super::live::parse(&probe.stdout)?.image
     }
 
     fn announce(&self, force: bool, from_source: Option<&str>, plan: &Plan) {

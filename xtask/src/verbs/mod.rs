@@ -28,6 +28,8 @@ pub mod down;
 pub mod fmt;
 pub mod init;
 pub mod plan;
+pub mod releases;
+pub mod rollback;
 pub mod secrets;
 pub mod show;
 pub mod validate_file;
@@ -136,6 +138,8 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
         Verb::Logs => show::logs(cx, loaded, d),
         Verb::Url => show::url(cx, loaded, d),
         Verb::Verify => verify::run(cx, loaded, d),
+        Verb::Releases => releases::run(cx, loaded, d),
+        Verb::Rollback { to } => rollback::run(cx, loaded, d, *to),
         other => unreachable!("`{}` is routed in `run`", other.name()),
     }
 }

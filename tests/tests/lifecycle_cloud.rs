@@ -1,0 +1,182 @@
+//! Releases, rollback, drift and previews in the cloud (SPEC §14), end to end through
+//! the Fly recipe and the flyctl double (transcribed from flyctl's source).
+
+mod cloud_support;
+
+use cloud_support::*;
+use serde_json::Value;
+use wb_tests::{Run, Sandbox};
+
+const FILE: &str = "cloud-single.org";
+const APP: &str = "wb-team-engine";
+const V1: &str = "ghcr.io/workbooks-sh/runtime:1.0";
+const V2: &str = "ghcr.io/workbooks-sh/runtime:2.0";
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../snapshots/json");
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    s
+}
+
+/// Writes the deployment file with `IMAGE: image`.
+fn with_image(sb: &Sandbox, image: &str) {
+    let path = sb.work().join(FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with(":IMAGE:"))
+        .map(str::to_string)
+        .collect();
+    let at = out
+        .iter()
+        .position(|l| l.starts_with(":PROVIDER:"))
+        .unwrap();
+    out.insert(at + 1, format!(":IMAGE: {image}"));
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+fn fly_state(sb: &Sandbox) -> Value {
+    let text = std::fs::read_to_string(sb.home().join(".fly-double/state.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The image the double's newest release of `app` deployed (what `fly status` reports).
+fn deployed_image(sb: &Sandbox, app: &str) -> String {
+    let state = fly_state(sb);
+    let releases = state["apps"][app]["releases"].as_array().unwrap();
+    releases.last().unwrap()["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A `--json` object with what varies by run replaced: times, salted digests, paths.
+fn normalized(sb: &Sandbox, run: &Run) -> String {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if k == "time" && v.is_string() {
+                        *v = Value::String("<time>".into());
+                    } else if let Value::String(s) = v
+                        && s.len() == 64
+                        && s.chars().all(|c| c.is_ascii_hexdigit())
+                    {
+                        *v = Value::String("<digest>".into());
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v = run.json();
+    walk(&mut v);
+    serde_json::to_string_pretty(&v)
+        .unwrap()
+        .replace(&sb.path().display().to_string(), "<sandbox>")
+}
+
+#[test]
+fn apply_v1_apply_v2_rollback_runs_v1_and_releases_lists_three() {
+    if !double_ready() {
+        return;
+    }
+    let sb = fly_sandbox(FILE);
+    with_image(&sb, V1);
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    assert_eq!(deployed_image(&sb, APP), V1);
+    // Unchanged: no release.
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    with_image(&sb, V2);
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    assert_eq!(deployed_image(&sb, APP), V2);
+
+    let rollback = sb.deploy(&["rollback", FILE, "--json"]);
+    rollback.expect_code(0);
+    rollback.assert_no_canary(&canary_tokens());
+    assert_eq!(
+        deployed_image(&sb, APP),
+        V1,
+        "the double runs the first image"
+    );
+    let list = sb.deploy(&["releases", FILE, "--json"]);
+    list.expect_code(0);
+    let v = list.json();
+    let releases = v["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 3, "{v}");
+    assert_eq!(
+        releases[0]["image_id"], V1,
+        "Fly's deployed image, from status --json"
+    );
+    assert_eq!(releases[1]["image_id"], V2);
+    assert_eq!(releases[2]["action"], "rollback");
+    assert_eq!(releases[2]["rollback_to"], 1);
+    assert_eq!(releases[2]["image_id"], V1);
+    assert_eq!(v["current"], 3);
+    // The recorded fly.toml went with it: the double's config is release 1's file.
+    let state = fly_state(&sb);
+    let double_releases = state["apps"][APP]["releases"].as_array().unwrap();
+    assert_eq!(
+        double_releases.last().unwrap()["config_sha256"],
+        double_releases[0]["config_sha256"]
+    );
+    // Values never reach the record.
+    let record = std::fs::read_to_string(sb.wb_home().join("cloud-single/releases.json")).unwrap();
+    for (_, value) in CANARIES {
+        assert!(!record.contains(value));
+    }
+    settings().bind(|| {
+        insta::assert_snapshot!("rollback@cloud-single.org", normalized(&sb, &rollback));
+        insta::assert_snapshot!("releases@cloud-single.org", normalized(&sb, &list));
+    });
+
+    // The next apply says it replaces the rollback, then proceeds: the file wins.
+    let next = sb.deploy(&["apply", FILE]);
+    next.expect_code(0);
+    assert!(
+        next.stderr.contains(&format!(
+            "warning: release 3 is a rollback to release 1 — this apply replaces it with what {FILE} says (the file is the source of truth)"
+        )),
+        "{}",
+        next.stderr
+    );
+    assert_eq!(deployed_image(&sb, APP), V2);
+}
+
+#[test]
+fn rollback_needs_an_earlier_release() {
+    if !double_ready() {
+        return;
+    }
+    let sb = fly_sandbox(FILE);
+    let none = sb.deploy(&["rollback", FILE, "--json"]);
+    none.expect_code(1);
+    assert_eq!(
+        none.json()["error"]["message"],
+        "no releases on record — nothing to roll back to (apply first)"
+    );
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    let mutations = mutating(&calls(&sb)).len();
+    let one = sb.deploy(&["rollback", FILE, "--json"]);
+    one.expect_code(1);
+    assert_eq!(
+        one.json()["error"]["message"],
+        "only one release on record (1) — nothing earlier to roll back to"
+    );
+    let nine = sb.deploy(&["rollback", FILE, "--to", "9", "--json"]);
+    nine.expect_code(1);
+    assert_eq!(
+        nine.json()["error"]["message"],
+        "no release 9 on record — the kept releases are 1–1 (see `releases`)"
+    );
+    assert_eq!(
+        mutating(&calls(&sb)).len(),
+        mutations,
+        "a refused rollback changes nothing"
+    );
+}
