@@ -180,3 +180,74 @@ fn rollback_needs_an_earlier_release() {
         "a refused rollback changes nothing"
     );
 }
+
+fn edit_fly_state(sb: &Sandbox, change: impl FnOnce(&mut Value)) {
+    let mut state = fly_state(sb);
+    change(&mut state);
+    std::fs::write(
+        sb.home().join(".fly-double/state.json"),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn drift_an_app_removed_or_changed_behind_the_kits_back_is_shown_and_converged() {
+    if !double_ready() {
+        return;
+    }
+    let sb = fly_sandbox(FILE);
+    with_image(&sb, V1);
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    let quiet = sb.deploy(&["plan", FILE, "--live", "--json"]);
+    quiet.expect_code(0);
+    assert_eq!(quiet.json()["drift"], serde_json::json!([]));
+
+    // An image changed by hand: plan --live says so, apply re-deploys the release's.
+    edit_fly_state(&sb, |s| {
+        for m in s["apps"][APP]["machines"].as_array_mut().unwrap() {
+            m["image"] = Value::String("ghcr.io/someone/else:9".into());
+        }
+    });
+    let plan = sb.deploy(&["plan", FILE, "--live", "--json"]);
+    plan.expect_code(0);
+    assert_eq!(
+        plan.json()["drift"],
+        serde_json::json!([format!(
+            "re-deploy: ghcr.io/someone/else:9 runs, release 1 deployed {V1}"
+        )])
+    );
+    let fixed = sb.deploy(&["apply", FILE, "--json"]);
+    fixed.expect_code(0);
+    assert_eq!(
+        fixed.json()["changed"],
+        true,
+        "drift is never \"unchanged\""
+    );
+    assert_eq!(deployed_image(&sb, APP), V1);
+
+    // The app deleted in the provider: plan --live says so, apply re-creates it.
+    edit_fly_state(&sb, |s| {
+        s["apps"].as_object_mut().unwrap().remove(APP);
+    });
+    let plan = sb.deploy(&["plan", FILE, "--live", "--json"]);
+    plan.expect_code(0);
+    let drift = plan.json()["drift"].clone();
+    assert_eq!(
+        drift,
+        serde_json::json!([
+            "re-create: the provider reports no app (release 2 was applied; it was removed behind the kit's back)"
+        ]),
+    );
+    assert!(
+        plan.json()["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&drift[0])
+    );
+    let again = sb.deploy(&["apply", FILE, "--json"]);
+    again.expect_code(0);
+    assert_eq!(again.json()["changed"], true);
+    assert!(fly_state(&sb)["apps"][APP].is_object(), "the app is back");
+    assert_eq!(deployed_image(&sb, APP), V1);
+}

@@ -203,7 +203,7 @@ fn two_applies_at_once_one_runs_the_other_refuses_naming_the_pid_or_waits() {
     );
     let first = finish(&sb, first, "first");
     first.expect_code(0);
-    assert!(sb.wb_home().join("cloud-saas/last-applied.json").exists());
+    assert!(xtask::state::last_applied(&sb.wb_home().join("cloud-saas")).is_some());
 
     // With --lock-wait the second waits its turn; both converge, one after the other.
     let a = start(&sb, &["apply", FILE, "--force"], "a");

@@ -485,7 +485,8 @@ struct Flags {
     given: Vec<&'static str>,
 }
 
-fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+/// The flags and the words (verb, FILE, …) of a deploy command line.
+fn read_flags(args: Vec<OsString>) -> Result<(Flags, Vec<String>), Error> {
     let mut parser = Parser::from_args(args);
     let mut flags = Flags::default();
     let mut words: Vec<String> = Vec::new();
@@ -555,6 +556,11 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             })?),
         }
     }
+    Ok((flags, words))
+}
+
+fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+    let (flags, words) = read_flags(args)?;
     if flags.version {
         return Ok(Cmd::Version { json: flags.json });
     }

@@ -238,7 +238,7 @@ impl<'a> Cloud<'a> {
         let mut changes = plan.lines();
         if !force && plan.unchanged() && from_source.is_none() {
             match self.unchanged(&recipe, &intended)? {
-                Some(url) => {
+                Ok(url) => {
                     return Ok(Converged {
                         changed: false,
                         changes: Vec::new(),
@@ -247,7 +247,7 @@ impl<'a> Cloud<'a> {
                         bearer,
                     });
                 }
-                None => changes.push("re-create: the provider's status failed".into()),
+                Err(drift) => changes.extend(drift),
             }
         } else {
             self.announce(force, from_source.as_deref(), &plan);
@@ -269,14 +269,20 @@ impl<'a> Cloud<'a> {
             intended: fingerprint,
             resolved: Default::default(),
         };
-        let image_id = self.deployed_image(&recipe, &intended);
+        let live = self.deployed(&recipe, &intended);
         let artifacts = intended
             .artifacts
             .iter()
             .map(|(a, text)| (a.file_name().to_string(), text.clone()))
             .collect();
-        let release =
-            state::releases::Release::now(self.edge, self.d, applied, image_id, artifacts);
+        let mut release = state::releases::Release::now(
+            self.edge,
+            self.d,
+            applied,
+            live.as_ref().and_then(|l| l.image.clone()),
+            artifacts,
+        );
+        release.instances = live.map(|l| l.instances);
         state::releases::append(dir, release)?;
         Ok(Converged {
             changed: true,
@@ -289,14 +295,44 @@ impl<'a> Cloud<'a> {
 
     /// The image the provider reports as deployed: the `state:` line of the recipe's
     /// read-only `status` (SPEC §13.1), when it prints one.
-    pub(super) fn deployed_image(&self, recipe: &Recipe, intended: &Intended) -> Option<String> {
+    pub(super) fn deployed(
+        &self,
+        recipe: &Recipe,
+        intended: &Intended,
+    ) -> Option<super::live::Live> {
         let probe = self
             .spawn(recipe, intended, Action::Status, Stdout::Quiet)
             .ok()?;
         if probe.code != 0 {
             return None;
         }
-        super::live::parse(&probe.stdout)?.image
+        super::live::parse(&probe.stdout)
+    }
+
+    /// `plan --live`: how what the provider runs differs from the newest release (the
+    /// recipe's read-only `status` and its `state:` line).
+    pub fn drift(&self) -> Result<Vec<String>, Error> {
+        let Some(release) = state::releases::current(&self.paths.dir) else {
+            return Ok(Vec::new());
+        };
+        let (recipe, intended) = self.current()?;
+        let probe = self.spawn(&recipe, &intended, Action::Status, Stdout::Quiet)?;
+        match super::live::parse(&probe.stdout) {
+            Some(live) if probe.code == 0 || !live.present => {
+                Ok(super::live::drift(&release, &live))
+            }
+            _ if probe.code != 0 => {
+                self.report.info(probe.stderr.trim_end());
+                Err(self.failed(Action::Status, probe.code, ""))
+            }
+            _ => {
+                self.report.info(&format!(
+                    "the {} recipe's `status` prints no `state:` line — drift cannot be checked",
+                    self.d.provider
+                ));
+                Ok(Vec::new())
+            }
+        }
     }
 
     fn announce(&self, force: bool, from_source: Option<&str>, plan: &Plan) {
@@ -315,9 +351,14 @@ impl<'a> Cloud<'a> {
         }
     }
 
-    /// An unchanged deployment: confirm the app still exists with a read-only probe.
-    /// `Some(url)` when it does; `None` when the probe failed (converge).
-    fn unchanged(&self, recipe: &Recipe, intended: &Intended) -> Result<Option<String>, Error> {
+    /// An unchanged deployment: confirm the app still exists, as last released, with a
+    /// read-only probe. `Ok(url)` when it does; `Err(why)` when the probe failed or shows
+    /// drift (converge).
+    fn unchanged(
+        &self,
+        recipe: &Recipe,
+        intended: &Intended,
+    ) -> Result<Result<String, Vec<String>>, Error> {
         let probe = self.spawn(recipe, intended, Action::Status, Stdout::Quiet)?;
         if spawn::interrupted() {
             return Err(self.failed(Action::Status, spawn::interrupted_code(), ""));
@@ -327,14 +368,28 @@ impl<'a> Cloud<'a> {
                 "the provider's `status` failed (exit {}) — the app may be gone; converging",
                 probe.code
             ));
-            return Ok(None);
+            return Ok(Err(vec!["re-create: the provider's status failed".into()]));
+        }
+        if let (Some(live), Some(release)) = (
+            super::live::parse(&probe.stdout),
+            state::releases::current(&self.paths.dir),
+        ) {
+            let drift = super::live::drift(&release, &live);
+            if !drift.is_empty() {
+                self.report
+                    .info("drift — the provider runs something else than the last release:");
+                for line in &drift {
+                    self.report.info(&format!("  - {line}"));
+                }
+                return Ok(Err(drift));
+            }
         }
         let url = self.url_of(recipe, intended)?;
         self.report.good(&format!(
             "unchanged — {} is as last applied; nothing to do",
             self.d.id
         ));
-        Ok(Some(url))
+        Ok(Ok(url))
     }
 
     fn current(&self) -> Result<(Recipe, Intended), Error> {

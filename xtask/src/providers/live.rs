@@ -42,6 +42,50 @@ pub fn parse(stdout: &str) -> Option<Live> {
     })
 }
 
+/// An image reference as registries resolve it: `docker.io/library/` dropped, `:latest`
+/// added when there is neither a tag nor a digest.
+fn normalized(image: &str) -> String {
+    let short = image
+        .strip_prefix("docker.io/library/")
+        .or_else(|| image.strip_prefix("docker.io/"))
+        .unwrap_or(image);
+    let last = short.rsplit('/').next().unwrap_or(short);
+    if last.contains(':') || last.contains('@') {
+        short.to_string()
+    } else {
+        format!("{short}:latest")
+    }
+}
+
+/// How what runs differs from `release` (SPEC §14 "Drift"): presence, image (digests
+/// when both sides report one, else normalized references), instance count.
+pub fn drift(release: &crate::state::releases::Release, live: &Live) -> Vec<String> {
+    let n = release.number;
+    if !live.present {
+        return vec![format!(
+            "re-create: the provider reports no app (release {n} was applied; it was removed behind the kit's back)"
+        )];
+    }
+    let mut out = Vec::new();
+    let recorded = release.image_id.as_deref().unwrap_or(&release.image);
+    if let Some(running) = &live.image
+        && normalized(running) != normalized(recorded)
+    {
+        out.push(format!(
+            "re-deploy: {running} runs, release {n} deployed {recorded}"
+        ));
+    }
+    if let Some(had) = release.instances
+        && had != live.instances
+    {
+        out.push(format!(
+            "re-deploy: {} instance(s) run, release {n} left {had}",
+            live.instances
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

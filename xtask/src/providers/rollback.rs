@@ -81,6 +81,7 @@ impl Cloud<'_> {
             ));
         }
         let url = up.url().map(str::to_string).unwrap_or_default();
+        let live = back.deployed(&recipe, &intended);
         let mut release = releases::Release::now(
             self.edge,
             &d,
@@ -88,9 +89,10 @@ impl Cloud<'_> {
                 intended: fingerprint,
                 resolved: Default::default(),
             },
-            back.deployed_image(&recipe, &intended),
+            live.as_ref().and_then(|l| l.image.clone()),
             target.artifacts.clone(),
         );
+        release.instances = live.map(|l| l.instances);
         release.action = "rollback".into();
         release.rollback_to = Some(target.number);
         release.image = target.image.clone();

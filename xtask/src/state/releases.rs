@@ -32,6 +32,8 @@ pub struct Release {
     /// What the place reports it as: a container image ID, `path sha256:…` of a process
     /// backend's engine binary, the provider's deployed image.
     pub image_id: Option<String>,
+    /// How many instances the place reported right after the apply, when it did.
+    pub instances: Option<u64>,
     pub applied: Applied,
     /// Rendered artifacts by file name (`fly.toml`, …).
     pub artifacts: BTreeMap<String, String>,
@@ -60,6 +62,7 @@ impl Release {
             rollback_to: None,
             image: d.image.clone(),
             image_id,
+            instances: None,
             applied,
             artifacts,
             kit_version: env!("CARGO_PKG_VERSION").into(),
@@ -85,6 +88,7 @@ impl Release {
             "rollback_to": self.rollback_to,
             "image": self.image,
             "image_id": self.image_id,
+            "instances": self.instances,
             "env": self.env(),
             "artifacts": self.artifacts,
             "kit_version": self.kit_version,
@@ -113,6 +117,7 @@ impl Release {
                 .and_then(|n| u32::try_from(n).ok()),
             image: text("image")?,
             image_id: text("image_id"),
+            instances: v.get("instances").and_then(Value::as_u64),
             applied: Applied {
                 intended: parts(&v["fingerprint"]["intended"])?,
                 resolved: parts(&v["fingerprint"]["resolved"]).unwrap_or_default(),

@@ -112,7 +112,7 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
     let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
     match verb {
         Verb::Validate => Ok(validate_file::run(cx, &loaded)),
-        Verb::Plan { .. } => Ok(plan::run(cx, &loaded)),
+        Verb::Plan { live } => plan::run(cx, &loaded, *live),
         Verb::Fmt => fmt::run(cx, &loaded),
         Verb::Secrets(action) => secrets::run(cx, &loaded, action),
         _ => lifecycle(cx, verb, &loaded),
