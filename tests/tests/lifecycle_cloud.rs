@@ -58,7 +58,7 @@ fn normalized(sb: &Sandbox, run: &Run) -> String {
         match v {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    if k == "time" && v.is_string() {
+                    if (k == "time" || k == "last_apply") && v.is_string() {
                         *v = Value::String("<time>".into());
                     } else if let Value::String(s) = v
                         && s.len() == 64
@@ -250,4 +250,75 @@ fn drift_an_app_removed_or_changed_behind_the_kits_back_is_shown_and_converged()
     assert_eq!(again.json()["changed"], true);
     assert!(fly_state(&sb)["apps"][APP].is_object(), "the app is back");
     assert_eq!(deployed_image(&sb, APP), V1);
+}
+
+#[test]
+fn previews_apply_and_down_create_and_remove_their_own_app() {
+    if !double_ready() {
+        return;
+    }
+    let sb = fly_sandbox(FILE);
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    let preview = sb.deploy(&["apply", FILE, "--preview", "pr-7", "--json"]);
+    preview.expect_code(0);
+    preview.assert_no_canary(&canary_tokens());
+    assert_eq!(preview.json()["id"], "cloud-single-pr-7");
+    assert_eq!(preview.json()["url"], "https://wb-team-engine-pr-7.fly.dev");
+    assert!(fly_state(&sb)["apps"]["wb-team-engine-pr-7"].is_object());
+    // Its own bearer: never the base's.
+    let base = stored(&sb, "cloud-single", "WB_PUBLIC_BEARER").unwrap();
+    let own = stored(&sb, "cloud-single-pr-7", "WB_PUBLIC_BEARER").unwrap();
+    assert_ne!(base, own);
+    let record = xtask::state::releases::list(&sb.wb_home().join("cloud-single-pr-7"));
+    assert_eq!(record[0].preview_of.as_deref(), Some("cloud-single"));
+
+    let list = sb.deploy(&["previews", FILE, "--json"]);
+    list.expect_code(0);
+    settings().bind(|| {
+        insta::assert_snapshot!("previews@cloud-single.org", normalized(&sb, &list));
+    });
+    let status = sb.deploy(&["status", FILE, "--preview", "pr-7"]);
+    status.expect_code(0);
+    assert!(
+        status.stdout.contains("wb-team-engine-pr-7"),
+        "{}",
+        status.stdout
+    );
+
+    let down = sb.deploy(&["down", FILE, "--preview", "pr-7", "--json"]);
+    down.expect_code(0);
+    assert_eq!(down.json()["preview_ended"], true);
+    assert!(
+        fly_state(&sb)["apps"]["wb-team-engine-pr-7"].is_null(),
+        "purged"
+    );
+    assert!(
+        fly_state(&sb)["apps"][APP].is_object(),
+        "the base is untouched"
+    );
+    assert!(!sb.wb_home().join("cloud-single-pr-7").exists());
+    let none = sb.deploy(&["previews", FILE, "--json"]);
+    assert_eq!(none.json()["previews"], serde_json::json!([]));
+}
+
+#[test]
+fn preview_names_follow_the_rules() {
+    let sb = fly_sandbox(FILE);
+    let bad = sb.deploy(&["plan", FILE, "--preview", "PR_7", "--json"]);
+    bad.expect_code(1);
+    assert_eq!(
+        bad.json()["error"]["message"],
+        "preview name `PR_7` is not a slug (^[a-z0-9][a-z0-9-]*$) — use lowercase letters, digits and `-`, e.g. `pr-7`"
+    );
+    let long = "x".repeat(50);
+    let run = sb.deploy(&["plan", FILE, "--preview", &long, "--json"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.json()["error"]["message"],
+        format!(
+            "the preview's APP `wb-team-engine-{long}` (65 characters) is not an app name (^[a-z][a-z0-9-]{{0,62}}$: at most 63) — use a shorter preview name"
+        )
+    );
+    let not_here = sb.deploy(&["releases", FILE, "--preview", "pr-7"]);
+    not_here.expect_code(2);
 }

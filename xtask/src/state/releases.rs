@@ -171,6 +171,9 @@ pub fn append(dir: &Path, mut release: Release) -> Result<u32, String> {
         releases: Vec::new(),
     });
     release.number = book.releases.last().map_or(1, |r| r.number + 1);
+    if let Ok(base) = std::fs::read_to_string(dir.join("preview-of")) {
+        release.preview_of = Some(base.trim().to_string());
+    }
     let number = release.number;
     book.releases.push(release);
     let extra = book.releases.len().saturating_sub(KEPT);

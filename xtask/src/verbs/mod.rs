@@ -28,6 +28,7 @@ pub mod down;
 pub mod fmt;
 pub mod init;
 pub mod plan;
+pub mod previews;
 pub mod releases;
 pub mod rollback;
 pub mod secrets;
@@ -92,6 +93,8 @@ pub struct Ctx<'a> {
     pub ui: Ui,
     /// `--lock-wait SECONDS` (0: a mutating verb refuses at once when locked).
     pub lock_wait: std::time::Duration,
+    /// `--preview NAME`: the verb works on that preview of the file's deployment.
+    pub preview: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -109,7 +112,10 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
         Verb::Local => return apply::zero_config(cx),
         _ => {}
     }
-    let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    let mut loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    if let Some(name) = &cx.preview {
+        loaded = previews::derive(cx, loaded, name, matches!(verb, Verb::Apply { .. }))?;
+    }
     match verb {
         Verb::Validate => Ok(validate_file::run(cx, &loaded)),
         Verb::Plan { live } => plan::run(cx, &loaded, *live),
@@ -139,6 +145,7 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
         Verb::Url => show::url(cx, loaded, d),
         Verb::Verify => verify::run(cx, loaded, d),
         Verb::Releases => releases::run(cx, loaded, d),
+        Verb::Previews => previews::run(cx, loaded, d),
         Verb::Rollback { to } => rollback::run(cx, loaded, d, *to),
         other => unreachable!("`{}` is routed in `run`", other.name()),
     }
