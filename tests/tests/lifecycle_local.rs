@@ -1,0 +1,163 @@
+//! Releases and rollback locally on podman (SPEC §14): two image tags, apply v1, apply
+//! v2, rollback → v1 runs by its image ID (even after the tag moved), `releases --json`
+//! lists three; a rollback to a release whose image is gone fails and changes nothing.
+
+mod local_support;
+
+use std::process::Command;
+
+use local_support::*;
+use serde_json::Value;
+use wb_tests::Sandbox;
+
+fn containers_conf() -> String {
+    std::env::var("CONTAINERS_CONF")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            wb_tests::repo_root()
+                .join("tests/containers.conf")
+                .display()
+                .to_string()
+        })
+}
+
+fn podman(args: &[&str]) -> std::process::Output {
+    Command::new("podman")
+        .args(args)
+        .env("CONTAINERS_CONF", containers_conf())
+        .output()
+        .expect("podman runs")
+}
+
+/// An image of the reference engine with its own ID (a label makes it differ), tagged.
+fn tagged(tag: &str, label: &str) -> String {
+    if !podman(&["image", "exists", "localhost/wb-engine:dev"])
+        .status
+        .success()
+    {
+        let out = Command::new(wb_tests::kit_bin())
+            .args(["engine", "image"])
+            .current_dir(wb_tests::repo_root())
+            .env("CONTAINERS_CONF", containers_conf())
+            .env("WB_VMM_BACKEND", "podman")
+            .output()
+            .expect("the kit runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        format!("FROM localhost/wb-engine:dev\nLABEL sh.workbooks.test={label}\n"),
+    )
+    .unwrap();
+    let out = podman(&["build", "-q", "-t", tag, &ctx.path().display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image_id(tag)
+}
+
+fn image_id(reference: &str) -> String {
+    let out = podman(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn running_image(id: &str) -> String {
+    let out = podman(&[
+        "inspect",
+        "--type",
+        "container",
+        "--format",
+        "{{.Image}}",
+        &format!("wb-{id}"),
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn with_image(sb: &Sandbox, id: &str, image: &str) -> String {
+    write_deployment(sb, id, &format!(":IMAGE: {image}\n"), "")
+}
+
+#[test]
+fn podman_apply_v1_apply_v2_rollback_runs_v1_by_image_id() {
+    if !wb_tests::require_tool("podman") {
+        return;
+    }
+    let mut sb = Sandbox::new();
+    sb.set("WB_VMM_BACKEND", "podman");
+    sb.set("CONTAINERS_CONF", containers_conf());
+    let id = unique_id("pd-life");
+    let pid = std::process::id();
+    let v1 = format!("localhost/wb-engine-life:v1-{pid}");
+    let v2 = format!("localhost/wb-engine-life:v2-{pid}");
+    let v3 = format!("localhost/wb-engine-life:v3-{pid}");
+    let id1 = tagged(&v1, &format!("v1-{pid}"));
+    let id2 = tagged(&v2, &format!("v2-{pid}"));
+    let id3 = tagged(&v3, &format!("v3-{pid}"));
+    let file = with_image(&sb, &id, &v1);
+    let _guard = {
+        let mut g = DownOnDrop::new(&sb, &file);
+        let name = format!("wb-{id}");
+        let images = [v1.clone(), v2.clone(), v3.clone()];
+        g.extra = Some(Box::new(move || {
+            let _ = podman(&["rm", "-f", &name]);
+            for image in &images {
+                let _ = podman(&["rmi", "-f", image]);
+            }
+        }));
+        g
+    };
+
+    apply_ok(&sb, &file);
+    assert_eq!(running_image(&id), id1);
+    with_image(&sb, &id, &v2);
+    apply_ok(&sb, &file);
+    assert_eq!(running_image(&id), id2);
+    // The v1 tag moves to v2's image: the rollback must go by ID, not by tag.
+    assert!(podman(&["tag", &v2, &v1]).status.success());
+
+    let back = sb.deploy(&["rollback", &file, "--json"]);
+    back.expect_code(0);
+    assert_eq!(back.json()["rolled_back_to"], 1);
+    assert_eq!(running_image(&id), id1, "release 1's image, by its ID");
+    let list = sb.deploy(&["releases", &file, "--json"]);
+    list.expect_code(0);
+    let v: Value = list.json();
+    let releases = v["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 3, "{v}");
+    assert_eq!(releases[0]["image_id"], id1);
+    assert_eq!(releases[1]["image_id"], id2);
+    assert_eq!(releases[2]["image_id"], id1);
+    assert_eq!(releases[2]["action"], "rollback");
+    assert_eq!(releases[2]["image"], v1);
+
+    // A release whose image is gone: the rollback fails clearly and changes nothing.
+    with_image(&sb, &id, &v3);
+    apply_ok(&sb, &file);
+    with_image(&sb, &id, &v2);
+    apply_ok(&sb, &file);
+    assert!(podman(&["rmi", "-f", &v3]).status.success());
+    let gone = sb.deploy(&["rollback", &file, "--to", "4", "--json"]);
+    gone.expect_code(1);
+    assert_eq!(
+        gone.json()["error"]["message"],
+        format!(
+            "release 4's image {v3} (ID {id3}) is gone from podman — rebuild or pull it, then roll back again (nothing was changed)"
+        )
+    );
+    assert_eq!(running_image(&id), id2, "still the last release");
+    let after = sb.deploy(&["releases", &file, "--json"]).json();
+    assert_eq!(after["releases"].as_array().unwrap().len(), 5);
+}
