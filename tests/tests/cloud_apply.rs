@@ -68,7 +68,11 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
             "secrets import",
             "volumes list",
             "volumes create",
-            "deploy"
+            "deploy",
+            // After `up`: the deployed image for the release (the `state:` line, from
+            // `status` and `status --json`), read-only.
+            "status",
+            "status"
         ]
     );
     assert!(applied(&sb));
