@@ -161,3 +161,59 @@ fn podman_apply_v1_apply_v2_rollback_runs_v1_by_image_id() {
     let after = sb.deploy(&["releases", &file, "--json"]).json();
     assert_eq!(after["releases"].as_array().unwrap().len(), 5);
 }
+
+/// The process backend records the engine binary's path and sha256; a rollback to a
+/// release whose binary changed since is refused, naming both digests' fate, and
+/// nothing is stopped or recorded.
+#[test]
+fn process_rollback_refuses_a_changed_engine_binary() {
+    let mut sb = Sandbox::new();
+    let engine = sb.path().join("wb-engine");
+    std::fs::copy(wb_tests::engine_bin(), &engine).unwrap();
+    sb.set("WB_VMM_BACKEND", "process");
+    sb.set("WB_ENGINE_BIN", engine.display().to_string());
+    let id = unique_id("pr-life");
+    let file = write_deployment(&sb, &id, "", "");
+    let _guard = DownOnDrop::new(&sb, &file);
+    apply_ok(&sb, &file);
+    let file = write_deployment(&sb, &id, ":PORT: 4011\n", "");
+    apply_ok(&sb, &file);
+    let list = sb.deploy(&["releases", &file, "--json"]).json();
+    let recorded = list["releases"][0]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        recorded.starts_with(&format!("{} sha256:", engine.display())),
+        "{recorded}"
+    );
+    // The same binary: the rollback runs.
+    sb.deploy(&["rollback", &file]).expect_code(0);
+    // A rebuilt binary: refused.
+    let mut bytes = std::fs::read(&engine).unwrap();
+    bytes.extend_from_slice(b"\0rebuilt");
+    // Replaced the way a build does (the running one stays busy): a new file renamed over.
+    let fresh = sb.path().join("wb-engine.new");
+    std::fs::write(&fresh, &bytes).unwrap();
+    std::fs::set_permissions(&fresh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&fresh, &engine).unwrap();
+    let refused = sb.deploy(&["rollback", &file, "--to", "2", "--json"]);
+    refused.expect_code(1);
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let digest = recorded.rsplit_once(' ').unwrap().1.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "release 2 ran the engine binary {} ({digest}); it is changed (sha256:",
+            engine.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("— refusing to roll back to a different binary (nothing was changed)")
+    );
+    let after = sb.deploy(&["releases", &file, "--json"]).json();
+    assert_eq!(after["releases"].as_array().unwrap().len(), 3);
+}
