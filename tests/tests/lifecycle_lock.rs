@@ -221,3 +221,36 @@ fn two_applies_at_once_one_runs_the_other_refuses_naming_the_pid_or_waits() {
     let down = sb.deploy(&["down", FILE]);
     down.expect_code(0);
 }
+
+/// SIGTERM or SIGINT to the kit alone mid-apply reaches the recipe's whole group: the
+/// kit exits 143/130 with one JSON error, and when it has exited nothing of the recipe
+/// (its flyctl calls included) is left running; the lock is released clean.
+#[test]
+fn a_signal_to_the_kit_alone_ends_the_recipes_whole_group() {
+    if !double_ready() {
+        return;
+    }
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let sb = slowed("0.5");
+        let kit = start(&sb, &["apply", FILE, "--json"], "kit");
+        let pid = kit.id();
+        wait_for_recipe(&sb);
+        let pgid: i32 = lock_text(&sb)
+            .lines()
+            .find_map(|l| l.strip_prefix("pgid "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: a signal to the kit we started.
+        unsafe { libc::kill(pid as i32, signal) };
+        let run = finish(&sb, kit, "kit");
+        assert_eq!(run.code, code, "{}", run.stderr);
+        assert_eq!(run.json()["error"]["kind"], "interrupted");
+        // SAFETY: signal 0 only checks whether the group has a process.
+        let alive = unsafe { libc::kill(-pgid, 0) } == 0;
+        assert!(!alive, "the recipe's group {pgid} outlived the kit");
+        assert!(lock_text(&sb).is_empty(), "{}", lock_text(&sb));
+        assert!(temp_entries(&sb).is_empty(), "{:?}", temp_entries(&sb));
+    }
+}
