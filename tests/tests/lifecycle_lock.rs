@@ -88,12 +88,12 @@ fn assert_one_volume(sb: &Sandbox) {
 
 /// One round of the race: kill -9 the kit mid-apply, then apply again at once.
 fn kill_race(round: u64) {
-    let sb = slowed("0.12");
+    let sb = slowed("0.03");
     let first = start(&sb, &["apply", FILE, "--json"], "first");
     let pid = first.id();
     wait_for_recipe(&sb);
-    // Somewhere in the recipe: after 0–600 ms of it.
-    std::thread::sleep(Duration::from_millis((round * 97) % 600));
+    // Somewhere in the recipe: 0–900 ms into it (its ~8 flyctl calls take ~1 s).
+    std::thread::sleep(Duration::from_millis((round * 137) % 900));
     // SAFETY: SIGKILL to the kit we started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let killed = finish(&sb, first, "first");
@@ -125,12 +125,12 @@ fn kill_9_mid_apply_never_lets_two_recipes_mutate_20_rounds() {
         return;
     }
     let began = Instant::now();
-    // Four sandboxes at a time: 20 rounds well under a minute on a shared machine.
-    let threads: Vec<_> = (0..4u64)
+    // Five sandboxes at a time: 20 rounds well under a minute on a shared machine.
+    let threads: Vec<_> = (0..5u64)
         .map(|t| {
             std::thread::spawn(move || {
-                for i in 0..5u64 {
-                    kill_race(t * 5 + i);
+                for i in 0..4u64 {
+                    kill_race(t * 4 + i);
                 }
             })
         })
