@@ -217,3 +217,37 @@ fn process_rollback_refuses_a_changed_engine_binary() {
     let after = sb.deploy(&["releases", &file, "--json"]).json();
     assert_eq!(after["releases"].as_array().unwrap().len(), 3);
 }
+
+/// Drift locally: the backend's probe plays the part of the recipe's `state:` line. An
+/// engine stopped behind the kit's back shows in `plan --live`, and `apply` restarts it.
+#[test]
+fn process_plan_live_shows_an_engine_stopped_behind_the_kits_back() {
+    let mut sb = Sandbox::new();
+    sb.set("WB_VMM_BACKEND", "process");
+    sb.set(
+        "WB_ENGINE_BIN",
+        wb_tests::engine_bin().display().to_string(),
+    );
+    let id = unique_id("pr-drift");
+    let file = write_deployment(&sb, &id, "", "");
+    let _guard = DownOnDrop::new(&sb, &file);
+    let up = apply_ok(&sb, &file);
+    let quiet = sb.deploy(&["plan", &file, "--live", "--json"]).json();
+    assert_eq!(quiet["drift"], serde_json::json!([]));
+    let pid = up["pid"].as_u64().unwrap() as i32;
+    // SAFETY: SIGKILL to the engine this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let plan = sb.deploy(&["plan", &file, "--live", "--json"]).json();
+    let drift = plan["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{plan}");
+    let line = drift[0].as_str().unwrap();
+    assert!(
+        line.starts_with("re-create: the engine of release 1 is ")
+            && line.ends_with(" (the backend's probe)"),
+        "{line}"
+    );
+    assert!(plan["changes"].as_array().unwrap().contains(&drift[0]));
+    let again = apply_ok(&sb, &file);
+    assert_ne!(again["action"], "unchanged");
+}
