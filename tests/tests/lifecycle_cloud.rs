@@ -322,3 +322,45 @@ fn preview_names_follow_the_rules() {
     let not_here = sb.deploy(&["releases", FILE, "--preview", "pr-7"]);
     not_here.expect_code(2);
 }
+
+/// The release book keeps the last 20, numbers on, and its newest is the last-applied
+/// record until forgotten (then plan sees nothing applied; the history stays).
+#[test]
+fn releases_keep_the_last_20_and_the_newest_is_last_applied() {
+    use xtask::state::releases::{self, Release};
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..23u32 {
+        let mut r = Release {
+            time: format!("t{i}"),
+            action: "apply".into(),
+            image: format!("img:{i}"),
+            kit_version: "0".into(),
+            ..Default::default()
+        };
+        r.applied
+            .intended
+            .parts
+            .insert("image".into(), format!("{i:064x}"));
+        assert_eq!(releases::append(dir.path(), r).unwrap(), i + 1);
+    }
+    let list = releases::list(dir.path());
+    assert_eq!(list.len(), 20);
+    assert_eq!((list[0].number, list[19].number), (4, 23));
+    let applied = xtask::state::last_applied(dir.path()).unwrap();
+    assert_eq!(applied.intended.parts["image"], format!("{:064x}", 22));
+    xtask::state::forget_applied(dir.path()).unwrap();
+    assert!(xtask::state::last_applied(dir.path()).is_none());
+    assert_eq!(releases::list(dir.path()).len(), 20, "the history stays");
+    let mode = std::os::unix::fs::MetadataExt::mode(
+        &std::fs::metadata(dir.path().join("releases.json")).unwrap(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        releases::rfc3339(std::time::Duration::from_secs(1_795_000_000)),
+        "2026-11-18T11:06:40Z"
+    );
+    assert_eq!(
+        releases::rfc3339(std::time::Duration::from_secs(951_782_400)),
+        "2000-02-29T00:00:00Z"
+    );
+}
