@@ -163,7 +163,20 @@ fn an_orphaned_recipe_holds_the_lock_until_its_group_ends() {
     // SAFETY: SIGKILL to the kit we started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     finish(&sb, first, "first");
-    // The recipe lives on (re-parented); the next apply refuses at once, naming both.
+    // The recipe lives on (re-parented): a read-only verb's temp sweep spares its files
+    // (its fly.toml), though the kit that made them is gone.
+    let orphan_temp = temp_entries(&sb);
+    assert_eq!(orphan_temp.len(), 1, "{orphan_temp:?}");
+    sb.deploy(&["url", FILE]).expect_code(0);
+    assert!(
+        sb.path()
+            .join("tmp")
+            .join(&orphan_temp[0])
+            .join("fly.toml")
+            .is_file(),
+        "the sweep removed a live recipe's fly.toml"
+    );
+    // The next apply refuses at once, naming both.
     let refused = sb.deploy(&["apply", FILE, "--json"]);
     refused.expect_code(1);
     let message = refused.json()["error"]["message"]
@@ -180,6 +193,11 @@ fn an_orphaned_recipe_holds_the_lock_until_its_group_ends() {
     next.expect_code(0);
     assert_one_stream_at_a_time(&calls(&sb));
     assert_one_volume(&sb);
+    assert!(
+        temp_entries(&sb).is_empty(),
+        "swept once the group ended: {:?}",
+        temp_entries(&sb)
+    );
 }
 
 #[test]
