@@ -364,6 +364,9 @@ fn bring_up(
             Err(Failure::Other(why)) => return Err(why),
         };
         inst.save(spec)?;
+        local.report.progress(&format!(
+            "waiting for the engine on port {port} to answer /health …"
+        ));
         match wait_ready(backend, spec, &mut inst) {
             Ok(pid) => {
                 inst.save(spec)?;

@@ -120,6 +120,11 @@ impl<'a> Cloud<'a> {
             purge,
         };
         let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
+        self.report.progress(&format!(
+            "running the {} recipe: {} …",
+            self.d.provider,
+            action.as_str()
+        ));
         let finished = spawn::run(&recipe.bootstrap, env, out)?;
         drop(temp);
         Ok(finished)
