@@ -113,8 +113,14 @@ mod tests {
     #[test]
     fn progress_shows_on_a_terminal_unless_json_and_when_asked() {
         assert!(Ui::new(&edge(true, None), false).progress);
-        assert!(!Ui::new(&edge(true, None), true).progress, "--json is quiet");
-        assert!(!Ui::new(&edge(false, None), false).progress, "a pipe is quiet");
+        assert!(
+            !Ui::new(&edge(true, None), true).progress,
+            "--json is quiet"
+        );
+        assert!(
+            !Ui::new(&edge(false, None), false).progress,
+            "a pipe is quiet"
+        );
         assert!(Ui::new(&edge(false, Some("1")), true).progress, "asked");
         assert!(!Ui::new(&edge(true, Some("0")), false).progress, "refused");
     }
