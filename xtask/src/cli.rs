@@ -67,7 +67,10 @@ pub enum Verb {
         purge: bool,
     },
     Doctor,
+    /// `up-local` (alias `local`): the zero-config local engine.
     Local,
+    /// `connect`: what a client needs — the URL and where the token is.
+    Connect,
     Secrets(SecretsAction),
     Fmt,
 }
@@ -121,6 +124,10 @@ pub struct VerbInfo {
 }
 
 const COMMON: &[&str] = &["--json", "--id", "--help"];
+
+/// Older names that still work: `local` reads like a file name, so the verb is
+/// `up-local`; `local` stays an alias (its help says so).
+pub const ALIASES: &[(&str, &str)] = &[("local", "up-local")];
 
 pub const VERBS: &[VerbInfo] = &[
     VerbInfo {
@@ -204,12 +211,20 @@ pub const VERBS: &[VerbInfo] = &[
         takes_file: false,
     },
     VerbInfo {
-        name: "local",
-        summary: "zero-config local engine, no file needed (id `local`)",
-        usage: "local",
+        name: "up-local",
+        summary: "zero-config local engine, no file needed (id `local`; alias: `local`)",
+        usage: "up-local",
         flags: &[],
-        example: "local",
+        example: "up-local",
         takes_file: false,
+    },
+    VerbInfo {
+        name: "connect",
+        summary: "what a client needs: the URL and the file holding the token (never the token)",
+        usage: "connect [FILE]",
+        flags: &[],
+        example: "connect deployments/local.org --json",
+        takes_file: true,
     },
     VerbInfo {
         name: "secrets",
@@ -231,6 +246,10 @@ pub const VERBS: &[VerbInfo] = &[
 
 impl VerbInfo {
     pub fn find(name: &str) -> Option<&'static VerbInfo> {
+        let name = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, verb)| verb);
         VERBS.iter().find(|v| v.name == name)
     }
 
@@ -246,7 +265,8 @@ impl VerbInfo {
             Verb::Url => "url",
             Verb::Down { .. } => "down",
             Verb::Doctor => "doctor",
-            Verb::Local => "local",
+            Verb::Local => "up-local",
+            Verb::Connect => "connect",
             Verb::Secrets(_) => "secrets",
             Verb::Fmt => "fmt",
         };
@@ -621,7 +641,8 @@ fn verb_args(
         }
         "down" => Verb::Down { purge: flags.purge },
         "doctor" => Verb::Doctor,
-        "local" => Verb::Local,
+        "up-local" => Verb::Local,
+        "connect" => Verb::Connect,
         "fmt" if flags.migrate => Verb::Fmt,
         "fmt" => {
             return Err(Error::Usage(

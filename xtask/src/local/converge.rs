@@ -142,7 +142,8 @@ fn attempt(
         local.d,
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
-    );
+    )
+    .after_down(state::stopped::is_stopped(&spec.dir));
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),
         resolved: resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?,
@@ -191,12 +192,6 @@ fn attempt(
         inst.url(),
         describe(&inst, pid)
     ));
-    if !kind.is_container() {
-        local.report.info(&format!(
-            "  it outlives this command; `{} down {}` stops it",
-            local.edge.program, local.d.id
-        ));
-    }
     Ok(Attempt::Done(Box::new(Up {
         at: local.at(spec, Some(&inst)),
         inst,

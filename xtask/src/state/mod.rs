@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::core::plan::{Applied, Fingerprint};
 use crate::edge::Vars;
 
+pub mod stopped;
 pub mod store;
 
 /// `$WB_HOME`, else the platform's data dir for the kit (XDG on Linux, Application

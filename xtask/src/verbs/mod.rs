@@ -23,6 +23,7 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod ci;
 pub mod completions;
+pub mod connect;
 pub mod doctor;
 pub mod down;
 pub mod fmt;
@@ -105,7 +106,10 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
         Verb::Local => return apply::zero_config(cx),
         _ => {}
     }
-    let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    let loaded = match zero_config_fallback(cx, verb, file, id)? {
+        Some(loaded) => loaded,
+        None => load::load(cx.edge, file, id, verb.requires_secrets())?,
+    };
     match verb {
         Verb::Validate => Ok(validate_file::run(cx, &loaded)),
         Verb::Plan => Ok(plan::run(cx, &loaded)),
@@ -113,6 +117,28 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
         Verb::Secrets(action) => secrets::run(cx, &loaded, action),
         _ => lifecycle(cx, verb, &loaded),
     }
+}
+
+/// With no FILE and no `./deployment.org`, the verbs that look at or stop a running
+/// deployment find the zero-config one (`up-local`, id `local`) when its state exists.
+fn zero_config_fallback(
+    cx: &Ctx,
+    verb: &Verb,
+    file: Option<&str>,
+    id: Option<&str>,
+) -> Result<Option<Loaded>, String> {
+    let looks = matches!(
+        verb,
+        Verb::Status | Verb::Down { .. } | Verb::Logs | Verb::Url | Verb::Verify | Verb::Connect
+    );
+    if !looks || file.is_some() || id.is_some() || cx.edge.cwd.join("deployment.org").exists() {
+        return Ok(None);
+    }
+    let app_dir = state::app_dir(&cx.edge.vars)?;
+    if !Paths::for_id(&app_dir, load::ZERO_CONFIG_ID).dir.is_dir() {
+        return Ok(None);
+    }
+    load::zero_config(cx.edge).map(Some)
 }
 
 /// The converging verbs need a valid deployment; warnings are shown first.
@@ -134,6 +160,7 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
         Verb::Logs => show::logs(cx, loaded, d),
         Verb::Url => show::url(cx, loaded, d),
         Verb::Verify => verify::run(cx, loaded, d),
+        Verb::Connect => connect::run(cx, loaded, d),
         other => unreachable!("`{}` is routed in `run`", other.name()),
     }
 }

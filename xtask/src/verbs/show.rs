@@ -23,7 +23,22 @@ pub fn status(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     }
     let s = local(cx, loaded, d, &paths).status();
     let mut f = local_fields(&s.at);
-    f.insert("log".into(), json!(s.at.log.display().to_string()));
+    // A container's log is the tool's (`podman logs NAME`), not a file: no path then.
+    let container = s
+        .inst
+        .as_ref()
+        .and_then(|i| i.container.clone().map(|c| (i.backend, c)));
+    f.insert(
+        "log".into(),
+        match &container {
+            None if s.at.log.exists() => json!(s.at.log.display().to_string()),
+            _ => Value::Null,
+        },
+    );
+    f.insert(
+        "log_command".into(),
+        json!(container.map(|(kind, name)| format!("{} logs {name}", kind.name()))),
+    );
     f.insert("state".into(), json!(s.state.name()));
     f.insert(
         "running".into(),
