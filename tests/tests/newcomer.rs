@@ -243,3 +243,189 @@ fn doctor_runs_a_real_podman_container_and_names_the_pick() {
         "the probe container is removed"
     );
 }
+
+// ---- messages that were wrong or dead ends -----------------------------------------
+
+fn process_sandbox() -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.set("WB_VMM_BACKEND", "process");
+    sb.set(
+        "WB_ENGINE_BIN",
+        wb_tests::engine_bin().display().to_string(),
+    );
+    sb
+}
+
+#[test]
+fn apply_names_the_file_that_stops_it_and_plan_after_down_says_start_again() {
+    let sb = process_sandbox();
+    let id = unique_id("hint");
+    let file = write_deployment(&sb, &id, "", "");
+    let _guard = DownOnDrop::new(&sb, &file);
+    let run = sb.deploy(&["apply", &file]);
+    run.expect_code(0);
+    let hint = format!("  it outlives this command; `cargo xtask deploy down {file}` stops it");
+    assert!(run.stderr.lines().any(|l| l == hint), "{}", run.stderr);
+    // The hint works as written.
+    sb.deploy(&["down", &file]).expect_code(0);
+
+    let plan = sb.deploy(&["plan", &file, "--json"]);
+    plan.expect_code(0);
+    assert_eq!(
+        plan.json()["changes"],
+        serde_json::json!(["start the deployment again (stopped by `down` on this machine)"])
+    );
+    let human = sb.deploy(&["plan", &file]);
+    assert!(!human.stderr.contains("never applied"), "{}", human.stderr);
+
+    // A deployment never applied still says so.
+    let other = write_deployment(&sb, &unique_id("fresh"), "", "");
+    let plan = sb.deploy(&["plan", &other, "--json"]);
+    assert_eq!(
+        plan.json()["changes"],
+        serde_json::json!(["create the deployment (never applied from this machine)"])
+    );
+
+    // After apply the record is back and the marker is silent.
+    sb.deploy(&["apply", &file]).expect_code(0);
+    let plan = sb.deploy(&["plan", &file, "--json"]);
+    assert_eq!(
+        plan.json()["changes"],
+        serde_json::json!(["nothing — the deployment is as last applied"])
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_headed_error() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("work/adir.org");
+    std::fs::create_dir(&dir).unwrap();
+    let run = sb.deploy(&["validate", "adir.org"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: adir.org: is a directory, not a deployment file\n"
+    );
+    let run = sb.deploy(&["validate"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: deployment.org: no such file — create one with `cargo xtask deploy init local` (or `init cloud`)\n"
+    );
+}
+
+#[test]
+fn a_recipe_without_its_spine_is_named_as_such() {
+    let mut sb = Sandbox::new();
+    sb.write("work/recipes/heroku/bootstrap.sh", "#!/bin/bash\n");
+    let file = "* x :deployment:\n:PROPERTIES:\n:ENGINE_PLACE: cloud\n:APP: x\n:REGION: iad\n:PROVIDER: heroku\n:END:\n";
+    sb.write("work/x.org", file);
+    let root = sb.work().join("recipes");
+    let want = format!(
+        "provider `heroku` has no spine beside it — copy _recipe.sh into {}, or remove the root to use the bundled spine",
+        root.display()
+    );
+    let messages = |sb: &Sandbox| -> Vec<String> {
+        let v = sb.deploy(&["validate", "x.org", "--json"]).json();
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(messages(&sb).contains(&want), "{:?}", messages(&sb));
+    // The same through WB_PROVIDERS_DIR.
+    sb.set("WB_PROVIDERS_DIR", root.display().to_string());
+    assert!(messages(&sb).contains(&want), "{:?}", messages(&sb));
+}
+
+// ---- up-local, argument-less follow-ups, connect ----------------------------------
+
+#[test]
+fn up_local_then_status_url_connect_down_with_no_argument() {
+    let sb = process_sandbox();
+    let up = sb.deploy(&["up-local"]);
+    up.expect_code(0);
+    struct Down<'a>(&'a Sandbox);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.deploy(&["down"]);
+        }
+    }
+    let _down = Down(&sb);
+    assert!(
+        up.stderr
+            .lines()
+            .any(|l| l == "  it outlives this command; `cargo xtask deploy down` stops it"),
+        "{}",
+        up.stderr
+    );
+    let status = sb.deploy(&["status", "--json"]);
+    status.expect_code(0);
+    let v = status.json();
+    assert_eq!(v["id"], "local");
+    assert_eq!(v["running"], true);
+    let url = v["url"].as_str().unwrap().to_string();
+    // Only a log that exists is reported.
+    assert!(std::path::Path::new(v["log"].as_str().unwrap()).is_file());
+    assert_eq!(v["log_command"], serde_json::Value::Null);
+
+    let bare = sb.deploy(&["url"]);
+    bare.expect_code(0);
+    assert_eq!(bare.stdout, format!("{url}\n"));
+
+    let connect = sb.deploy(&["connect"]);
+    connect.expect_code(0);
+    let disco = sb.wb_home().join("local/disco/runtime.json");
+    assert_eq!(
+        connect.stdout,
+        format!(
+            "WB_ENGINE_URL={url}\nWB_ENGINE_TOKEN_FILE={}\n",
+            disco.display()
+        )
+    );
+    assert_eq!(
+        connect.stderr,
+        "the token is its `token` field (the engine's discovery file: port, pid, token) in WB_ENGINE_TOKEN_FILE — never printed; send it as `Authorization: Bearer …`\n"
+    );
+    let token = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&disco).unwrap())
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!connect.stdout.contains(&token) && !connect.stderr.contains(&token));
+    let cj = sb.deploy(&["connect", "--json"]).json();
+    assert_eq!(cj["url"], url.as_str());
+    assert_eq!(cj["token_file"], disco.display().to_string());
+    assert_eq!(cj["token_field"], "token");
+    assert!(!cj.to_string().contains(&token));
+
+    sb.deploy(&["verify"]).expect_code(0);
+    let down = sb.deploy(&["down"]);
+    down.expect_code(0);
+    assert_eq!(
+        down.stderr,
+        format!(
+            "runtime down — data preserved at {}\n",
+            sb.wb_home().join("local/data").display()
+        )
+    );
+    // `local` is still accepted, and its help says it is the alias.
+    let help = sb.deploy(&["help", "local"]);
+    assert_eq!(help.stdout, sb.deploy(&["up-local", "--help"]).stdout);
+    assert!(help.stdout.starts_with(
+        "cargo xtask deploy up-local: zero-config local engine, no file needed (id `local`; alias: `local`)\n"
+    ));
+}
+
+#[test]
+fn with_no_file_and_no_zero_config_state_the_missing_file_is_said() {
+    let sb = process_sandbox();
+    let run = sb.deploy(&["status"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: deployment.org: no such file — create one with `cargo xtask deploy init local` (or `init cloud`)\n"
+    );
+}
