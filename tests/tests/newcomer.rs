@@ -429,3 +429,28 @@ fn with_no_file_and_no_zero_config_state_the_missing_file_is_said() {
         "error: deployment.org: no such file — create one with `cargo xtask deploy init local` (or `init cloud`)\n"
     );
 }
+
+#[test]
+fn status_json_on_podman_names_the_log_command_not_a_missing_file() {
+    if !wb_tests::require_tool("podman") {
+        return;
+    }
+    let mut sb = Sandbox::new();
+    sb.set("WB_VMM_BACKEND", "podman");
+    sb.set(
+        "CONTAINERS_CONF",
+        wb_tests::repo_root()
+            .join("tests/containers.conf")
+            .display()
+            .to_string(),
+    );
+    let id = unique_id("plog");
+    let file = write_deployment(&sb, &id, "", "");
+    let _guard = DownOnDrop::new(&sb, &file);
+    let run = sb.deploy(&["apply", &file]);
+    run.expect_code(0);
+    let v = sb.deploy(&["status", &file, "--json"]).json();
+    assert_eq!(v["running"], true, "{v}");
+    assert_eq!(v["log"], serde_json::Value::Null);
+    assert_eq!(v["log_command"], format!("podman logs wb-{id}"));
+}
