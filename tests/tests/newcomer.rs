@@ -454,3 +454,36 @@ fn status_json_on_podman_names_the_log_command_not_a_missing_file() {
     assert_eq!(v["log"], serde_json::Value::Null);
     assert_eq!(v["log_command"], format!("podman logs wb-{id}"));
 }
+
+// ---- the README shows every verb's help as the kit prints it -----------------------
+
+#[test]
+fn the_readme_shows_every_verbs_help_exactly() {
+    let readme = std::fs::read_to_string(wb_tests::repo_root().join("README.md")).unwrap();
+    let sb = Sandbox::new();
+    let mut shown = Vec::new();
+    let mut rest = readme.as_str();
+    let marker = "```text\n$ cargo xtask deploy help ";
+    while let Some(at) = rest.find(marker) {
+        let block = &rest[at + marker.len()..];
+        let (verb, body) = block.split_once('\n').unwrap();
+        let body = &body[..body.find("```").unwrap()];
+        let help = sb.deploy(&["help", verb]);
+        help.expect_code(0);
+        assert_eq!(
+            body, help.stdout,
+            "README's help of `{verb}` differs from the kit's"
+        );
+        shown.push(verb.to_string());
+        rest = &block[body.len()..];
+    }
+    let verbs: Vec<String> = xtask::cli::VERBS
+        .iter()
+        .map(|v| v.name.to_string())
+        .collect();
+    assert_eq!(
+        shown, verbs,
+        "the README shows every verb's help, in the table's order"
+    );
+    assert!(readme.contains("[`engine/README.md`](engine/README.md)"));
+}

@@ -204,7 +204,7 @@ pub const VERBS: &[VerbInfo] = &[
     },
     VerbInfo {
         name: "doctor",
-        summary: "check tools; list recipes and where they were found",
+        summary: "probe backends for real, say which one apply picks; engine image, CLIs",
         usage: "doctor",
         flags: &[],
         example: "doctor --json",
@@ -281,10 +281,14 @@ impl VerbInfo {
             .map(|f| format!("  {f:<10} {}", flag_help(f)))
             .collect();
         flags.extend(COMMON.iter().map(|f| format!("  {f:<10} {}", flag_help(f))));
-        let file = if self.takes_file {
-            "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
-        } else {
-            ""
+        let file = match self.name {
+            "status" | "down" | "logs" | "url" | "verify" | "connect" => {
+                "\nFILE defaults to ./deployment.org, else (when it has run) the zero-config\ndeployment of `up-local`; a bare name such as `local` also finds deployments/local.org.\n"
+            }
+            _ if self.takes_file => {
+                "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
+            }
+            _ => "",
         };
         format!(
             "{program} {}: {}\n\nUsage:\n  {program} {}\n{file}\nOptions:\n{}\n\nExample:\n  {}\n",
@@ -336,7 +340,7 @@ Also: --version, completions bash|zsh|fish; in the repository, `cargo xtask engi
 Exit codes: 0 success · 1 failure · 2 usage · 130/143 interrupted · a recipe's own code.
 Environment: WB_HOME (state dir), WB_PROVIDERS_DIR (recipes), WB_VMM_BACKEND (local
 backend), WB_ENGINE_BIN (process backend's engine), WB_VERIFY_URL (cloud verify target),
-NO_COLOR (plain output).
+WB_PROGRESS (1: progress lines even when piped or --json; 0: never), NO_COLOR (plain output).
 
 Example:
   {program} validate deployments/local.org
