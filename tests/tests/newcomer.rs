@@ -3,6 +3,7 @@
 //! zero-config `up-local` and its argument-less follow-ups, `connect`, and the README's
 //! help excerpts. Messages are asserted whole.
 
+mod cloud_support;
 mod local_support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -486,4 +487,24 @@ fn the_readme_shows_every_verbs_help_exactly() {
         "the README shows every verb's help, in the table's order"
     );
     assert!(readme.contains("[`engine/README.md`](engine/README.md)"));
+}
+
+#[test]
+fn a_recipe_call_is_said_as_progress_when_asked() {
+    if !cloud_support::double_ready() {
+        return;
+    }
+    for asked in [false, true] {
+        let mut sb = cloud_support::fly_sandbox("cloud-saas.org");
+        if asked {
+            sb.set("WB_PROGRESS", "1");
+        }
+        let run = sb.deploy(&["apply", "cloud-saas.org"]);
+        run.expect_code(0);
+        let said = run
+            .stderr
+            .lines()
+            .any(|l| l == "running the fly recipe: up …");
+        assert_eq!(said, asked, "{}", run.stderr);
+    }
 }
