@@ -35,6 +35,57 @@ pub fn run(cx: &Ctx) -> Verdict {
         "runs provider recipes",
         "install bash",
     ));
+    let (first, pick) = backends(cx, &mut checks);
+    checks.extend(provider_clis(cx, &recipes, &providers));
+    match &pick {
+        Ok(kind) => ui.say(&format!(
+            "apply would run local deployments with: {}{}",
+            kind.name(),
+            match first {
+                Some(f) if f != *kind => format!(" ({} is tried first and gives way)", f.name()),
+                _ if *kind == Kind::Process => " (no container backend works here)".into(),
+                _ => String::new(),
+            }
+        )),
+        Err(e) => ui.say(&format!("apply cannot pick a local backend: {e}")),
+    }
+    ui.say(&format!(
+        "providers: {}",
+        if providers.is_empty() {
+            "none".to_string()
+        } else {
+            providers.join(", ")
+        }
+    ));
+    // Exit 1 only when no local backend works (SPEC §18); the rest is advice.
+    let ok = pick.is_ok();
+    if ok {
+        ui.say(&ui.green("prereqs OK"));
+    }
+    Ok(Outcome::with_code(
+        if ok { 0 } else { 1 },
+        json!({
+            "app_dir": app_dir.display().to_string(),
+            "recipes": { "root": recipes.root.display().to_string(), "rung": recipes.rung.describe(), "providers": providers },
+            "backend": pick.ok().map(|k| k.name()),
+            "checks": checks,
+        }),
+    ))
+}
+
+fn check(ui: &crate::ui::Ui, tool: &str, ok: bool, why: &str, fix: &str) -> Value {
+    if ok {
+        ui.say(&format!("  ok       {tool:<12} {why}"));
+    } else {
+        ui.say(&format!("  absent   {tool:<12} {why} — {fix}"));
+    }
+    json!({ "tool": tool, "ok": ok, "about": why })
+}
+
+/// The local backends, each probed for real (one check line each), then which one
+/// `apply` would run: `(the first candidate, the first that works)`.
+fn backends(cx: &Ctx, checks: &mut Vec<Value>) -> (Option<Kind>, Result<Kind, String>) {
+    let (edge, ui) = (cx.edge, &cx.ui);
     let docker = registry::docker_reachable(edge);
     checks.push(check(
         ui,
@@ -100,7 +151,6 @@ pub fn run(cx: &Ctx) -> Verdict {
             .map(String::as_str)
             .unwrap_or_default(),
     ));
-    checks.extend(provider_clis(cx, &recipes, &providers));
     let works = |kind: Kind| match kind {
         Kind::Docker => docker,
         Kind::Podman => podman.is_ok(),
@@ -113,49 +163,7 @@ pub fn run(cx: &Ctx) -> Verdict {
         .and_then(|k| {
             k.ok_or_else(|| format!("no local backend works here — see each line above; `{program} doctor` again after the fix"))
         });
-    match &pick {
-        Ok(kind) => ui.say(&format!(
-            "apply would run local deployments with: {}{}",
-            kind.name(),
-            match first {
-                Some(f) if f != *kind => format!(" ({} is tried first and gives way)", f.name()),
-                _ if *kind == Kind::Process => " (no container backend works here)".into(),
-                _ => String::new(),
-            }
-        )),
-        Err(e) => ui.say(&format!("apply cannot pick a local backend: {e}")),
-    }
-    ui.say(&format!(
-        "providers: {}",
-        if providers.is_empty() {
-            "none".to_string()
-        } else {
-            providers.join(", ")
-        }
-    ));
-    // Exit 1 only when no local backend works (SPEC §18); the rest is advice.
-    let ok = pick.is_ok();
-    if ok {
-        ui.say(&ui.green("prereqs OK"));
-    }
-    Ok(Outcome::with_code(
-        if ok { 0 } else { 1 },
-        json!({
-            "app_dir": app_dir.display().to_string(),
-            "recipes": { "root": recipes.root.display().to_string(), "rung": recipes.rung.describe(), "providers": providers },
-            "backend": pick.ok().map(|k| k.name()),
-            "checks": checks,
-        }),
-    ))
-}
-
-fn check(ui: &crate::ui::Ui, tool: &str, ok: bool, why: &str, fix: &str) -> Value {
-    if ok {
-        ui.say(&format!("  ok       {tool:<12} {why}"));
-    } else {
-        ui.say(&format!("  absent   {tool:<12} {why} — {fix}"));
-    }
-    json!({ "tool": tool, "ok": ok, "about": why })
+    (first, pick)
 }
 
 /// The engine image the container backends would run: `(tool, reference)`, else what
