@@ -455,7 +455,8 @@ struct Flags {
     given: Vec<&'static str>,
 }
 
-fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+/// The flags of a deploy invocation, and its words (verb, FILE, …) in order.
+fn read_flags(args: Vec<OsString>) -> Result<(Flags, Vec<String>), Error> {
     let mut parser = Parser::from_args(args);
     let mut flags = Flags::default();
     let mut words: Vec<String> = Vec::new();
@@ -503,6 +504,11 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             })?),
         }
     }
+    Ok((flags, words))
+}
+
+fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+    let (flags, words) = read_flags(args)?;
     if flags.version {
         return Ok(Cmd::Version { json: flags.json });
     }
