@@ -508,3 +508,34 @@ fn a_recipe_call_is_said_as_progress_when_asked() {
         assert_eq!(said, asked, "{}", run.stderr);
     }
 }
+
+#[test]
+fn doctor_with_a_cloud_file_exits_1_when_its_provider_cli_is_missing() {
+    let mut sb = Sandbox::new();
+    let empty = sb.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    sb.set("PATH", empty.display().to_string());
+    sb.set(
+        "WB_ENGINE_BIN",
+        wb_tests::engine_bin().display().to_string(),
+    );
+    let text =
+        std::fs::read_to_string(wb_tests::repo_root().join("deployments/cloud-saas.org")).unwrap();
+    sb.write("work/cloud-saas.org", &text);
+    // Without a file, a missing provider CLI is advice: the process backend works.
+    sb.deploy(&["doctor"]).expect_code(0);
+    let run = sb.deploy(&["doctor", "cloud-saas.org"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.lines().any(|l| l
+            == "cloud-saas.org: PROVIDER: fly needs flyctl or fly on PATH — install it; `apply` refuses without it"),
+        "{}",
+        run.stderr
+    );
+    // With the CLI on PATH (the flyctl double), the same file passes.
+    sb.set(
+        "PATH",
+        format!("{}:{}", wb_tests::doubles_dir().display(), empty.display()),
+    );
+    sb.deploy(&["doctor", "cloud-saas.org"]).expect_code(0);
+}

@@ -205,10 +205,10 @@ pub const VERBS: &[VerbInfo] = &[
     VerbInfo {
         name: "doctor",
         summary: "probe backends for real, say which one apply picks; engine image, CLIs",
-        usage: "doctor",
+        usage: "doctor [FILE]",
         flags: &[],
         example: "doctor --json",
-        takes_file: false,
+        takes_file: true,
     },
     VerbInfo {
         name: "up-local",

@@ -14,7 +14,7 @@ use crate::providers::cloud::missing_cli;
 use crate::providers::resolve::Recipes;
 use crate::state;
 
-pub fn run(cx: &Ctx) -> Verdict {
+pub fn run(cx: &Ctx, file: Option<&str>) -> Verdict {
     let edge = cx.edge;
     let app_dir = state::app_dir(&edge.vars)?;
     let recipes = Recipes::from_edge(edge, &app_dir)?;
@@ -57,8 +57,10 @@ pub fn run(cx: &Ctx) -> Verdict {
             providers.join(", ")
         }
     ));
-    // Exit 1 only when no local backend works (SPEC §18); the rest is advice.
-    let ok = pick.is_ok();
+    let cli_missing = deployment_cli(cx, &recipes, file)?;
+    // Exit 1 only when no local backend works, or the deployment's provider CLI is
+    // missing (SPEC §18); everything else is advice.
+    let ok = pick.is_ok() && !cli_missing;
     if ok {
         ui.say(&ui.green("prereqs OK"));
     }
@@ -164,6 +166,42 @@ fn backends(cx: &Ctx, checks: &mut Vec<Value>) -> (Option<Kind>, Result<Kind, St
             k.ok_or_else(|| format!("no local backend works here — see each line above; `{program} doctor` again after the fix"))
         });
     (first, pick)
+}
+
+/// With FILE (or a `./deployment.org`), a cloud deployment's own provider CLI: `true`
+/// when it is missing (then `doctor` exits 1, as `apply` would refuse).
+fn deployment_cli(cx: &Ctx, recipes: &Recipes, file: Option<&str>) -> Result<bool, String> {
+    let (edge, ui) = (cx.edge, &cx.ui);
+    if file.is_none() && !edge.cwd.join("deployment.org").is_file() {
+        return Ok(false);
+    }
+    let loaded = crate::load::load(edge, file, None, false)?;
+    let Some(d) = loaded.deployment() else {
+        ui.say(&format!(
+            "{}: not a valid deployment — `{} validate {}` says why",
+            loaded.shown, edge.program, loaded.shown
+        ));
+        return Ok(false);
+    };
+    if d.place != crate::core::deployment::Place::Cloud {
+        return Ok(false);
+    }
+    let cli = recipes
+        .header(&d.provider)
+        .map(|h| h.cli)
+        .unwrap_or_default();
+    match missing_cli(edge, &cli) {
+        Some(missing) => {
+            ui.say(&format!(
+                "{}: PROVIDER: {} needs {} on PATH — install it; `apply` refuses without it",
+                loaded.shown,
+                d.provider,
+                missing.join(" or ")
+            ));
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// The engine image the container backends would run: `(tool, reference)`, else what

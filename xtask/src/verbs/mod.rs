@@ -102,7 +102,7 @@ impl Ctx<'_> {
 pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdict {
     match verb {
         Verb::Init(args) => return init::run(cx, args, file),
-        Verb::Doctor => return doctor::run(cx),
+        Verb::Doctor => return doctor::run(cx, file),
         Verb::Local => return apply::zero_config(cx),
         _ => {}
     }
