@@ -539,3 +539,26 @@ fn doctor_with_a_cloud_file_exits_1_when_its_provider_cli_is_missing() {
     );
     sb.deploy(&["doctor", "cloud-saas.org"]).expect_code(0);
 }
+
+#[test]
+fn nothing_running_names_the_apply_that_starts_it() {
+    let sb = process_sandbox();
+    let id = unique_id("idle");
+    let file = write_deployment(&sb, &id, "", "");
+    let run = sb.deploy(&["url", &file]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: nothing is running for `{id}` — `cargo xtask deploy apply {file}` starts it\n"
+        )
+    );
+    // The zero-config deployment's hint is `up-local`.
+    std::fs::create_dir_all(sb.wb_home().join("local")).unwrap();
+    let run = sb.deploy(&["connect"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: nothing is running for `local` — `cargo xtask deploy up-local` starts it\n"
+    );
+}

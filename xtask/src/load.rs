@@ -157,6 +157,9 @@ pub fn load(
     )
 }
 
+/// How messages name the zero-config deployment.
+pub const ZERO_CONFIG_SHOWN: &str = "(zero-config)";
+
 /// The zero-config deployment's ID (`up-local`).
 pub const ZERO_CONFIG_ID: &str = "local";
 
@@ -171,8 +174,8 @@ pub fn zero_config(edge: &Edge) -> Result<Loaded, String> {
         diagnostics: Vec::new(),
     };
     let named = (
-        edge.cwd.join("(zero-config)"),
-        "(zero-config)".to_string(),
+        edge.cwd.join(ZERO_CONFIG_SHOWN),
+        ZERO_CONFIG_SHOWN.to_string(),
         ZERO_CONFIG_ID.to_string(),
     );
     load_read(edge, named, read, None, false)

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Outcome, Verdict, cloud, local, local_failure, local_fields, paths};
+use super::{Ctx, Outcome, Verdict, cloud, local, local_fields, paths};
 use crate::core::credentials::BEARER;
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
@@ -24,7 +24,7 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     } else {
         let (at, inst, _) = local(cx, loaded, d, &paths)
             .running()
-            .map_err(local_failure)?;
+            .map_err(super::local_failure_in(cx, loaded))?;
         let discovery = at.discovery.clone();
         (inst.url(), discovery, "token", local_fields(&at))
     };

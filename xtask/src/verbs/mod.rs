@@ -228,6 +228,25 @@ pub fn local_failure(failed: crate::local::Failed) -> Failure {
     }
 }
 
+/// [`local_failure`] for a verb that knows the FILE: the place's "`… apply` starts it"
+/// names the file as given (or `up-local` for the zero-config deployment), so the hint
+/// works as written.
+pub fn local_failure_in(cx: &Ctx, loaded: &Loaded) -> impl Fn(crate::local::Failed) -> Failure {
+    let bare = format!("`{} apply` starts it", cx.program());
+    let named = if loaded.shown == crate::load::ZERO_CONFIG_SHOWN {
+        format!("`{} up-local` starts it", cx.program())
+    } else {
+        format!("`{} apply {}` starts it", cx.program(), loaded.shown)
+    };
+    move |failed| {
+        let mut failure = local_failure(failed);
+        if let Error::Failed(message) = &mut failure.error {
+            *message = message.replace(&bare, &named);
+        }
+        failure
+    }
+}
+
 /// The local place, for a verb.
 pub fn local<'a>(
     cx: &'a Ctx,

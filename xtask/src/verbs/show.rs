@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Ctx, Outcome, Verdict, cloud, local, local_failure, local_fields, paths};
+use super::{Ctx, Outcome, Verdict, cloud, local, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
 use crate::local::{State, describe};
@@ -95,7 +95,7 @@ pub fn url(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     } else {
         let (at, inst, _) = local(cx, loaded, d, &paths)
             .running()
-            .map_err(local_failure)?;
+            .map_err(super::local_failure_in(cx, loaded))?;
         (inst.url(), local_fields(&at))
     };
     if !cx.ui.json {
@@ -116,7 +116,9 @@ pub fn logs(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
             json!({ "id": d.id, "provider": d.provider, "output": output }),
         ));
     }
-    let (at, text) = local(cx, loaded, d, &paths).logs().map_err(local_failure)?;
+    let (at, text) = local(cx, loaded, d, &paths)
+        .logs()
+        .map_err(super::local_failure_in(cx, loaded))?;
     if !cx.ui.json {
         crate::ui::out(&text);
     }
