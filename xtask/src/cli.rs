@@ -82,7 +82,10 @@ pub enum Verb {
         purge: bool,
     },
     Doctor,
+    /// `up-local` (alias `local`): the zero-config local engine.
     Local,
+    /// `connect`: what a client needs — the URL and where the token is.
+    Connect,
     Secrets(SecretsAction),
     Fmt,
 }
@@ -140,6 +143,10 @@ pub struct VerbInfo {
 }
 
 const COMMON: &[&str] = &["--json", "--id", "--help"];
+
+/// Older names that still work: `local` reads like a file name, so the verb is
+/// `up-local`; `local` stays an alias (its help says so).
+pub const ALIASES: &[(&str, &str)] = &[("local", "up-local")];
 
 pub const VERBS: &[VerbInfo] = &[
     VerbInfo {
@@ -240,19 +247,27 @@ pub const VERBS: &[VerbInfo] = &[
     },
     VerbInfo {
         name: "doctor",
-        summary: "check tools; list recipes and where they were found",
-        usage: "doctor",
+        summary: "probe backends for real, say which one apply picks; engine image, CLIs",
+        usage: "doctor [FILE]",
         flags: &[],
         example: "doctor --json",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "up-local",
+        summary: "zero-config local engine, no file needed (id `local`; alias: `local`)",
+        usage: "up-local",
+        flags: &[],
+        example: "up-local",
         takes_file: false,
     },
     VerbInfo {
-        name: "local",
-        summary: "zero-config local engine, no file needed (id `local`)",
-        usage: "local",
+        name: "connect",
+        summary: "what a client needs: the URL and the file holding the token (never the token)",
+        usage: "connect [FILE]",
         flags: &[],
-        example: "local",
-        takes_file: false,
+        example: "connect deployments/local.org --json",
+        takes_file: true,
     },
     VerbInfo {
         name: "secrets",
@@ -274,6 +289,10 @@ pub const VERBS: &[VerbInfo] = &[
 
 impl VerbInfo {
     pub fn find(name: &str) -> Option<&'static VerbInfo> {
+        let name = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, verb)| verb);
         VERBS.iter().find(|v| v.name == name)
     }
 
@@ -292,7 +311,8 @@ impl VerbInfo {
             Verb::Url => "url",
             Verb::Down { .. } => "down",
             Verb::Doctor => "doctor",
-            Verb::Local => "local",
+            Verb::Local => "up-local",
+            Verb::Connect => "connect",
             Verb::Secrets(_) => "secrets",
             Verb::Fmt => "fmt",
         };
@@ -307,10 +327,14 @@ impl VerbInfo {
             .map(|f| format!("  {f:<10} {}", flag_help(f)))
             .collect();
         flags.extend(COMMON.iter().map(|f| format!("  {f:<10} {}", flag_help(f))));
-        let file = if self.takes_file {
-            "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
-        } else {
-            ""
+        let file = match self.name {
+            "status" | "down" | "logs" | "url" | "verify" | "connect" => {
+                "\nFILE defaults to ./deployment.org, else (when it has run) the zero-config\ndeployment of `up-local`; a bare name such as `local` also finds deployments/local.org.\n"
+            }
+            _ if self.takes_file => {
+                "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
+            }
+            _ => "",
         };
         format!(
             "{program} {}: {}\n\nUsage:\n  {program} {}\n{file}\nOptions:\n{}\n\nExample:\n  {}\n",
@@ -366,7 +390,7 @@ Also: --version, completions bash|zsh|fish; in the repository, `cargo xtask engi
 Exit codes: 0 success · 1 failure · 2 usage · 130/143 interrupted · a recipe's own code.
 Environment: WB_HOME (state dir), WB_PROVIDERS_DIR (recipes), WB_VMM_BACKEND (local
 backend), WB_ENGINE_BIN (process backend's engine), WB_VERIFY_URL (cloud verify target),
-NO_COLOR (plain output).
+WB_PROGRESS (1: progress lines even when piped or --json; 0: never), NO_COLOR (plain output).
 
 Example:
   {program} validate deployments/local.org
@@ -724,7 +748,8 @@ fn verb_args(
         }
         "down" => Verb::Down { purge: flags.purge },
         "doctor" => Verb::Doctor,
-        "local" => Verb::Local,
+        "up-local" => Verb::Local,
+        "connect" => Verb::Connect,
         "fmt" if flags.migrate => Verb::Fmt,
         "fmt" => {
             return Err(Error::Usage(

@@ -142,7 +142,8 @@ fn attempt(
         local.d,
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
-    );
+    )
+    .after_down(state::stopped::is_stopped(&spec.dir));
     let (resolved, raw) = resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?;
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),
@@ -193,12 +194,6 @@ fn attempt(
         inst.url(),
         describe(&inst, pid)
     ));
-    if !kind.is_container() {
-        local.report.info(&format!(
-            "  it outlives this command; `{} down {}` stops it",
-            local.edge.program, local.d.id
-        ));
-    }
     Ok(Attempt::Done(Box::new(Up {
         at: local.at(spec, Some(&inst)),
         inst,
@@ -393,6 +388,9 @@ fn bring_up(
             Err(Failure::Other(why)) => return Err(why),
         };
         inst.save(spec)?;
+        local.report.progress(&format!(
+            "waiting for the engine on port {port} to answer /health …"
+        ));
         match wait_ready(backend, spec, &mut inst) {
             Ok(pid) => {
                 inst.save(spec)?;

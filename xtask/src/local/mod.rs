@@ -176,6 +176,9 @@ impl<'a> Local<'a> {
                 .map_err(|e| self.fail(&spec, Some(inst), e))?;
         }
         converge::clear_instance(&spec);
+        if state::last_applied(&spec.dir).is_some() {
+            state::stopped::mark(&spec.dir);
+        }
         let _ = state::forget_applied(&spec.dir);
         Ok((self.at(&spec, inst.as_ref()), was_running))
     }

@@ -122,6 +122,11 @@ impl<'a> Cloud<'a> {
             purge,
         };
         let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
+        self.report.progress(&format!(
+            "running the {} recipe: {} …",
+            self.d.provider,
+            action.as_str()
+        ));
         let finished = spawn::run(&recipe.bootstrap, env, out)?;
         drop(temp);
         Ok(finished)
@@ -221,7 +226,8 @@ impl<'a> Cloud<'a> {
             self.d,
             &self.intended(&recipe, &before_env),
             before.as_ref().map(|b| (b, salt.as_slice())),
-        );
+        )
+        .after_down(state::stopped::is_stopped(dir));
         let (deploy_env, bearer) = self.ensure_bearer(&store, before_env)?;
         if !deploy_env.has(SIGNING_KEY) {
             self.report.warn(&format!(
@@ -411,7 +417,11 @@ impl<'a> Cloud<'a> {
         if finished.code != 0 {
             return Err(self.failed(Action::Down, finished.code, ""));
         }
+        let was_applied = state::last_applied(dir).is_some();
         state::forget_applied(dir)?;
+        if was_applied {
+            state::stopped::mark(dir);
+        }
         let lines = |prefix: &str| -> Vec<String> {
             finished
                 .stdout

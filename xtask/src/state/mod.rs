@@ -11,6 +11,7 @@ use crate::edge::Vars;
 
 pub mod lock;
 pub mod releases;
+pub mod stopped;
 pub mod store;
 
 pub use lock::ApplyLock;

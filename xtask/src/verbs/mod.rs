@@ -23,6 +23,7 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod ci;
 pub mod completions;
+pub mod connect;
 pub mod doctor;
 pub mod down;
 pub mod fmt;
@@ -108,11 +109,14 @@ impl Ctx<'_> {
 pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdict {
     match verb {
         Verb::Init(args) => return init::run(cx, args, file),
-        Verb::Doctor => return doctor::run(cx),
+        Verb::Doctor => return doctor::run(cx, file),
         Verb::Local => return apply::zero_config(cx),
         _ => {}
     }
-    let mut loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    let mut loaded = match zero_config_fallback(cx, verb, file, id)? {
+        Some(loaded) => loaded,
+        None => load::load(cx.edge, file, id, verb.requires_secrets())?,
+    };
     if let Some(name) = &cx.preview {
         loaded = previews::derive(cx, loaded, name, matches!(verb, Verb::Apply { .. }))?;
     }
@@ -123,6 +127,28 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
         Verb::Secrets(action) => secrets::run(cx, &loaded, action),
         _ => lifecycle(cx, verb, &loaded),
     }
+}
+
+/// With no FILE and no `./deployment.org`, the verbs that look at or stop a running
+/// deployment find the zero-config one (`up-local`, id `local`) when its state exists.
+fn zero_config_fallback(
+    cx: &Ctx,
+    verb: &Verb,
+    file: Option<&str>,
+    id: Option<&str>,
+) -> Result<Option<Loaded>, String> {
+    let looks = matches!(
+        verb,
+        Verb::Status | Verb::Down { .. } | Verb::Logs | Verb::Url | Verb::Verify | Verb::Connect
+    );
+    if !looks || file.is_some() || id.is_some() || cx.edge.cwd.join("deployment.org").exists() {
+        return Ok(None);
+    }
+    let app_dir = state::app_dir(&cx.edge.vars)?;
+    if !Paths::for_id(&app_dir, load::ZERO_CONFIG_ID).dir.is_dir() {
+        return Ok(None);
+    }
+    load::zero_config(cx.edge).map(Some)
 }
 
 /// The converging verbs need a valid deployment; warnings are shown first.
@@ -147,6 +173,7 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
         Verb::Releases => releases::run(cx, loaded, d),
         Verb::Previews => previews::run(cx, loaded, d),
         Verb::Rollback { to } => rollback::run(cx, loaded, d, *to),
+        Verb::Connect => connect::run(cx, loaded, d),
         other => unreachable!("`{}` is routed in `run`", other.name()),
     }
 }
@@ -211,6 +238,25 @@ pub fn local_failure(failed: crate::local::Failed) -> Failure {
     Failure {
         error: failed.error,
         fields,
+    }
+}
+
+/// [`local_failure`] for a verb that knows the FILE: the place's "`… apply` starts it"
+/// names the file as given (or `up-local` for the zero-config deployment), so the hint
+/// works as written.
+pub fn local_failure_in(cx: &Ctx, loaded: &Loaded) -> impl Fn(crate::local::Failed) -> Failure {
+    let bare = format!("`{} apply` starts it", cx.program());
+    let named = if loaded.shown == crate::load::ZERO_CONFIG_SHOWN {
+        format!("`{} up-local` starts it", cx.program())
+    } else {
+        format!("`{} apply {}` starts it", cx.program(), loaded.shown)
+    };
+    move |failed| {
+        let mut failure = local_failure(failed);
+        if let Error::Failed(message) = &mut failure.error {
+            *message = message.replace(&bare, &named);
+        }
+        failure
     }
 }
 
