@@ -114,7 +114,9 @@ fn validate(tools: &Path, version: &str, files: &[PathBuf]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     let clean = out.status.success()
-        && !text.lines().any(|l| l.starts_with("WARN") || l.starts_with("ERROR"));
+        && !text
+            .lines()
+            .any(|l| l.starts_with("WARN") || l.starts_with("ERROR"));
     (clean, text)
 }
 
@@ -140,7 +142,11 @@ fn every_rendered_manifest_set_passes_the_strict_schemas() {
                 let prefix = format!(
                     "{}-{variant}-{}",
                     shown.replace('/', "_"),
-                    if domain.is_some() { "domain" } else { "nodomain" }
+                    if domain.is_some() {
+                        "domain"
+                    } else {
+                        "nodomain"
+                    }
                 );
                 for f in unwrap_items(&list, dir.path(), &prefix) {
                     let kind = f.file_name().unwrap().to_str().unwrap();
@@ -164,7 +170,10 @@ fn every_rendered_manifest_set_passes_the_strict_schemas() {
     );
     for version in VERSIONS {
         let (ok, text) = validate(&tools, version, &files);
-        assert!(ok, "kubernetes-validate --strict -k {version} failed:\n{text}");
+        assert!(
+            ok,
+            "kubernetes-validate --strict -k {version} failed:\n{text}"
+        );
         let passed = text.lines().filter(|l| l.contains(" passed for ")).count();
         assert_eq!(passed, files.len(), "every document passes:\n{text}");
     }
@@ -185,11 +194,7 @@ fn the_strict_check_refuses_an_unknown_field_and_warns_on_an_unknown_kind() {
     )
     .unwrap();
     let unknown = dir.path().join("unknown.json");
-    std::fs::write(
-        &unknown,
-        r#"{"apiVersion":"v1","kind":"List","items":[]}"#,
-    )
-    .unwrap();
+    std::fs::write(&unknown, r#"{"apiVersion":"v1","kind":"List","items":[]}"#).unwrap();
     for version in VERSIONS {
         let (ok, text) = validate(&tools, version, std::slice::from_ref(&bad));
         assert!(!ok && text.contains("'bogus' was unexpected"), "{text}");
