@@ -6,12 +6,11 @@
 # wb-requires: APP
 # wb-supports: SCALE SIZE STRATEGY
 #
-# Kubernetes recipe (SPEC §13.4): kubectl against the current kube context (or
-# CONTEXT). The kit renders the non-secret objects (WB_K8S_MANIFESTS, one JSON
-# List); this file makes the namespace, the engine's Secret and applies them.
-# Properties arrive as WB_PROP_<KEY>. Secret values travel base64-encoded on a
-# pipe into `kubectl apply --server-side -f -`: never argv, never disk; and
-# server-side apply keeps no last-applied copy of them in an annotation.
+# Kubernetes (SPEC §13.4): kubectl against the current kube context or CONTEXT.
+# The kit renders the non-secret objects (WB_K8S_MANIFESTS, a JSON List); this
+# file makes the namespace and the engine's Secret — values base64 on a pipe into
+# `kubectl apply --server-side -f -`, never argv or disk, and no last-applied
+# annotation copy — then applies them. Properties arrive as WB_PROP_<KEY>.
 # WB_K8S_ROLLOUT_TIMEOUT (seconds, default 180) bounds `rollout status`.
 
 set -euo pipefail
@@ -58,8 +57,7 @@ provider_set_secrets() {
   secret_json | kc apply --server-side --field-manager=wb-deploy --force-conflicts -f -
 }
 
-# The PersistentVolumeClaim is in the rendered manifests.
-provider_attach_volume() { :; }
+provider_attach_volume() { :; } # the claim is in the rendered manifests
 
 # The pod template's env digest: the kit's WB_ENV_DIGEST when it sends one,
 # else the Secret's resourceVersion (it changes exactly when a value does, and

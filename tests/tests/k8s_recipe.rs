@@ -420,3 +420,48 @@ fn the_doubles_flags_and_jsonpath_are_real_kubectls() {
         );
     }
 }
+
+/// `plan --json` shows the manifests under `artifacts["k8s-manifests"]` (and `fly_toml`
+/// is null: the recipe did not ask for it).
+#[test]
+fn plan_json_shows_the_rendered_manifests() {
+    let (sb, _) = sandbox(true);
+    let run = sb.deploy(&["plan", "--json", "kube.org"]);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(v["fly_toml"], Value::Null);
+    let list: Value =
+        serde_json::from_str(v["artifacts"]["k8s-manifests"].as_str().unwrap()).unwrap();
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Deployment", "Service", "PodDisruptionBudget", "Ingress"]
+    );
+    run.assert_no_canary(&canaries());
+    assert!(calls(&sb).is_empty(), "plan calls no kubectl");
+}
+
+/// Without DOMAIN the URL is the in-cluster Service's: `verify` says how to reach it.
+#[test]
+fn verify_without_domain_suggests_port_forward() {
+    let (sb, path) = sandbox(false);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(":DOMAIN: wb.example.com\n", "");
+    std::fs::write(&path, text).unwrap();
+    sb.deploy(&["apply", "kube.org"]).expect_code(0);
+    let run = sb.deploy(&["verify", "kube.org"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "`http://wb-kube.wb-test.svc.cluster.local` is reachable only inside the cluster — set DOMAIN (served by the Ingress), or forward a port: `kubectl --namespace wb-test port-forward service/wb-kube 8080:80`, then `WB_VERIFY_URL=http://127.0.0.1:8080 "
+        ),
+        "{}",
+        run.stderr
+    );
+}
