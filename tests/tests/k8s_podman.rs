@@ -235,7 +235,10 @@ fn healthy(port: u16, started: Instant) -> Duration {
     panic!("/health never answered 200 within 30 s");
 }
 
-fn setup(tag: &str) -> Option<(Play, Value, Vec<(String, String)>)> {
+/// An app with its rendered List, its Secret made.
+type Setup = (Play, Value, Vec<(String, String)>);
+
+fn setup(tag: &str) -> Option<Setup> {
     if !wb_tests::require_tool("podman") || !wb_tests::require_tool("curl") {
         return None;
     }

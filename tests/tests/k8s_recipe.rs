@@ -314,11 +314,7 @@ fn without_kubectl_apply_fails_before_anything_and_makes_no_bearer() {
 /// Runs one recipe action the way the kit does (`xtask deploy status` would parse the
 /// line; here the raw recipe output is what is asserted), returning (stdout, stderr).
 fn run_recipe(sb: &Sandbox, action: &str) -> (String, String) {
-    let verb = match action {
-        "status" => "status",
-        other => other,
-    };
-    let run = sb.deploy(&[verb, "kube.org"]);
+    let run = sb.deploy(&[action, "kube.org"]);
     (
         run.stdout
             .lines()
