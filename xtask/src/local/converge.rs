@@ -10,7 +10,7 @@ use super::backend::{Backend, Failure, Instance, Presence, Spec, detached};
 use super::health::{self, check_health, indent_log, last_words, read_runtime, with_tail};
 use super::{Failed, Local, describe};
 use crate::core::plan::{self, Applied, Fingerprint};
-use crate::state::{self, FileLock};
+use crate::state;
 
 /// How long the kit waits for the engine's discovery file (SPEC §9.2).
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -58,7 +58,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     for sub in [&spec.dir, &spec.data, &spec.disco] {
         state::ensure_private_dir(sub).map_err(fail)?;
     }
-    let _lock = FileLock::acquire(&spec.dir.join("local.lock")).map_err(fail)?;
+    let _lock = local.lock(&spec).map_err(fail)?;
     state::sweep_temp_files(&spec.dir);
     let (mut candidates, forced) = registry::candidates(local.edge, &[]).map_err(fail)?;
     let live = settle_previous(local, &spec).map_err(fail)?;
@@ -143,9 +143,10 @@ fn attempt(
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
     );
+    let (resolved, raw) = resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?;
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),
-        resolved: resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?,
+        resolved,
     };
     let mut action = UpAction::Created;
     let mut changes = plan.lines();
@@ -169,7 +170,7 @@ fn attempt(
     let preferred = live.map(|i| i.port).or_else(|| read_port(spec));
     let (inst, pid) = match bring_up(local, backend.as_mut(), spec, preferred) {
         Ok(up) => up,
-        Err(why) if may_give_way && kind != Kind::Process => {
+        Err(why) if may_give_way && !kind.is_last_resort() => {
             return Ok(Attempt::GiveWay(format!(
                 "could not start the engine: {why}"
             )));
@@ -180,7 +181,8 @@ fn attempt(
             return Err(failed);
         }
     };
-    state::record_applied(&spec.dir, &record).map_err(fail)?;
+    let release = local.release(record, image_id(kind, &raw), Default::default());
+    state::releases::append(&spec.dir, release).map_err(fail)?;
     let _ = state::atomic_write(
         &spec.dir.join("port"),
         format!("{}\n", inst.port).as_bytes(),
@@ -241,20 +243,47 @@ fn keep(
     Ok(None)
 }
 
-/// What the backend resolved (backend, image id, engine binary), hashed with the salt.
+/// What the backend resolved (backend, image id, engine binary), hashed with the salt,
+/// and the same parts unhashed (image IDs and paths: what a release records).
 fn resolved(
     local: &Local,
     backend: &mut dyn Backend,
     spec: &Spec,
     kind: Kind,
     salt: &[u8],
-) -> Result<Fingerprint, String> {
+) -> Result<(Fingerprint, Vec<(String, String)>), String> {
     let mut f = Fingerprint::default();
     f.put("backend", kind.name(), salt);
-    for (part, value) in backend.parts(local.report, spec)? {
-        f.put(part, &value, salt);
+    let raw = backend.parts(local.report, spec)?;
+    for (part, value) in &raw {
+        f.put(part.clone(), value, salt);
     }
-    Ok(f)
+    Ok((f, raw))
+}
+
+/// What a release records as the image's identity: a container backend's image ID; the
+/// process backend's engine binary as `<path> sha256:<hex>` (rollback refuses when the
+/// binary's digest changed).
+fn image_id(kind: Kind, raw: &[(String, String)]) -> Option<String> {
+    let value = |name: &str| raw.iter().find(|(p, _)| p == name).map(|(_, v)| v.as_str());
+    if kind == Kind::Process {
+        let part = value("local:engine")?;
+        let path = part.rsplitn(3, ' ').nth(2)?;
+        return Some(format!(
+            "{path} {}",
+            file_sha256(std::path::Path::new(path))?
+        ));
+    }
+    value("local:image")
+        .and_then(|v| v.rsplit_once('@'))
+        .map(|(_, id)| id.to_string())
+}
+
+/// `sha256:<hex>` of a file's bytes.
+pub fn file_sha256(path: &std::path::Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).ok()?;
+    Some(format!("sha256:{}", plan::hex(&Sha256::digest(&bytes))))
 }
 
 fn current_health(spec: &Spec, prev: &Instance) -> Result<(), String> {
@@ -408,12 +437,11 @@ fn wait_ready(
 ) -> Result<Option<u32>, Failure> {
     let runtime = wait_discovery(backend, spec, inst)?;
     // The process backend listens on the host directly: trust the port it bound.
-    if inst.backend == Kind::Process {
+    let pid = if inst.backend.on_host() {
         inst.port = runtime.port;
-    }
-    let pid = match inst.backend {
-        Kind::Process => runtime.pid.or(inst.pid),
-        _ => inst.pid,
+        runtime.pid.or(inst.pid)
+    } else {
+        inst.pid
     };
     let deadline = Instant::now() + HEALTH_TIMEOUT;
     loop {

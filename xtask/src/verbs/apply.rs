@@ -11,6 +11,14 @@ use crate::state::{self, store};
 
 pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Verdict {
     let paths = paths(loaded, d);
+    if let Some(r) = state::releases::current(&paths.dir)
+        && let Some(to) = r.rollback_to
+    {
+        cx.ui.say(&format!(
+            "warning: release {} is a rollback to release {to} — this apply replaces it with what {} says (the file is the source of truth)",
+            r.number, loaded.shown
+        ));
+    }
     match d.place {
         Place::Local => {
             let local = super::local(cx, loaded, d, &paths);
@@ -73,6 +81,7 @@ pub fn zero_config(cx: &Ctx) -> Verdict {
         paths: &paths,
         edge: cx.edge,
         report: &cx.ui,
+        lock_wait: cx.lock_wait,
     };
     let up = local.apply(false).map_err(local_failure)?;
     Ok(local_outcome(&up))

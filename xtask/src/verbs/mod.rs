@@ -28,6 +28,9 @@ pub mod down;
 pub mod fmt;
 pub mod init;
 pub mod plan;
+pub mod previews;
+pub mod releases;
+pub mod rollback;
 pub mod secrets;
 pub mod show;
 pub mod validate_file;
@@ -88,6 +91,10 @@ pub fn into_map(value: Value) -> Map<String, Value> {
 pub struct Ctx<'a> {
     pub edge: &'a Edge,
     pub ui: Ui,
+    /// `--lock-wait SECONDS` (0: a mutating verb refuses at once when locked).
+    pub lock_wait: std::time::Duration,
+    /// `--preview NAME`: the verb works on that preview of the file's deployment.
+    pub preview: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -105,10 +112,13 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
         Verb::Local => return apply::zero_config(cx),
         _ => {}
     }
-    let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    let mut loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    if let Some(name) = &cx.preview {
+        loaded = previews::derive(cx, loaded, name, matches!(verb, Verb::Apply { .. }))?;
+    }
     match verb {
         Verb::Validate => Ok(validate_file::run(cx, &loaded)),
-        Verb::Plan => Ok(plan::run(cx, &loaded)),
+        Verb::Plan { live } => plan::run(cx, &loaded, *live),
         Verb::Fmt => fmt::run(cx, &loaded),
         Verb::Secrets(action) => secrets::run(cx, &loaded, action),
         _ => lifecycle(cx, verb, &loaded),
@@ -134,6 +144,9 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
         Verb::Logs => show::logs(cx, loaded, d),
         Verb::Url => show::url(cx, loaded, d),
         Verb::Verify => verify::run(cx, loaded, d),
+        Verb::Releases => releases::run(cx, loaded, d),
+        Verb::Previews => previews::run(cx, loaded, d),
+        Verb::Rollback { to } => rollback::run(cx, loaded, d, *to),
         other => unreachable!("`{}` is routed in `run`", other.name()),
     }
 }
@@ -214,6 +227,7 @@ pub fn local<'a>(
         paths,
         edge: cx.edge,
         report: &cx.ui,
+        lock_wait: cx.lock_wait,
     }
 }
 
@@ -234,6 +248,7 @@ pub fn cloud<'a>(
         report: &cx.ui,
         json: cx.ui.json,
         shown: &loaded.shown,
+        lock_wait: cx.lock_wait,
     }
 }
 
