@@ -131,6 +131,7 @@ fn apply_creates_namespace_secret_and_objects_then_an_unchanged_reapply_mutates_
             "get",              // the Secret's resourceVersion: the env digest
             "apply",            // the manifests
             "rollout status",
+            "get", // the kit's read-only status probe after `up` (the release)
         ],
         "the calls of a first apply"
     );
