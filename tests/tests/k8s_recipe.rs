@@ -462,3 +462,39 @@ fn verify_without_domain_suggests_port_forward() {
         run.stderr
     );
 }
+
+/// An unknown flag fails in the double exactly as in the real kubectl (offline, the
+/// flag is refused before any server call): same text, same exit code.
+#[test]
+fn an_unknown_flag_fails_as_real_kubectl_fails() {
+    let Some(tools) = wb_tests::k8s::tools() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        &["get", "deployment", "x", "--bogus"][..],
+        &["rollout", "status", "deployment/x", "--region=ams"][..],
+        &["apply", "--server-side", "--prune-all", "-f", "-"][..],
+    ] {
+        let run = |program: PathBuf| {
+            Command::new(program)
+                .args(args)
+                .env_clear()
+                .env("HOME", home.path())
+                .env("KUBECONFIG", "/dev/null")
+                .env("PATH", "/usr/bin:/bin")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let real = run(tools.join("kubectl"));
+        let double = run(doubles_dir().join("kubectl"));
+        assert_eq!(real.status.code(), Some(1), "{args:?}");
+        assert_eq!(double.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&double.stderr),
+            String::from_utf8_lossy(&real.stderr),
+            "{args:?}"
+        );
+    }
+}
