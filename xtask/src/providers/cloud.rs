@@ -490,10 +490,24 @@ impl<'a> Cloud<'a> {
             )
             .into());
         }
+        if let Some(message) = in_cluster_only(&base, &self.edge.program, self.shown) {
+            return Err(message.into());
+        }
         let health = format!("{}/health", base.trim_end_matches('/'));
         let code = curl_status(self.edge, &health, bearer)?;
         Ok((base, health, code))
     }
+}
+
+/// A Kubernetes Service URL (`http://<svc>.<ns>.svc.cluster.local`) resolves only inside
+/// the cluster: `verify` says so and how to reach it (SPEC §18 "Kubernetes"), instead of
+/// sending the bearer towards a name this machine cannot resolve.
+fn in_cluster_only(base: &str, program: &str, shown: &str) -> Option<String> {
+    let host = base.split("://").nth(1)?.split(['/', ':']).next()?;
+    let (service, namespace) = host.strip_suffix(".svc.cluster.local")?.split_once('.')?;
+    Some(format!(
+        "`{base}` is reachable only inside the cluster — set DOMAIN (served by the Ingress), or forward a port: `kubectl --namespace {namespace} port-forward service/{service} 8080:80`, then `WB_VERIFY_URL=http://127.0.0.1:8080 {program} verify {shown}`"
+    ))
 }
 
 /// The first CLI group none of whose alternatives is on PATH.

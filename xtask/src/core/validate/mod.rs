@@ -5,6 +5,7 @@
 
 mod combinations;
 mod enums;
+pub mod provider_props;
 mod requirements;
 mod structure;
 
@@ -150,13 +151,18 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
     let axes = enums::check(&view, &mut p);
     combinations::check(&view, &axes, &mut p);
     let settled = requirements::check(&view, &axes, cx, &mut p);
+    provider_props::check(&view, &settled.provider, &mut p);
     warn_unknown_keys(drawer, &mut p);
 
     p.errors.sort_by_key(|(stage, d)| (*stage, d.line));
     let mut diagnostics: Vec<Diagnostic> = p.errors.into_iter().map(|(_, d)| d).collect();
     let valid = diagnostics.is_empty();
     diagnostics.extend(p.warnings);
-    let deployment = valid.then(|| build(drawer, &axes, settled, cx));
+    let props = provider_props::values(&view);
+    let deployment = valid.then(|| Deployment {
+        props,
+        ..build(drawer, &axes, settled, cx)
+    });
     Checked {
         deployment,
         diagnostics,
@@ -214,5 +220,6 @@ fn build(
         auto_stop: axes.auto_stop_d(),
         strategy: axes.strategy_d(),
         secrets: drawer.secrets.iter().map(|s| s.name.clone()).collect(),
+        props: Vec::new(),
     }
 }

@@ -32,7 +32,8 @@ pub(super) fn check(view: &View, axes: &Axes, cx: &Context, p: &mut Problems) ->
     no_credentials_in_the_file(view, cx, p);
     urls_and_image(view, p);
     let port = port(view, p);
-    if cloud && !view.has("REGION") {
+    // Kubernetes has no region: the kube context decides (provider_props warns when set).
+    if cloud && !view.has("REGION") && provider != super::provider_props::PROVIDER {
         p.require(
             view.line_of("ENGINE_PLACE"),
             "ENGINE_PLACE: cloud needs REGION — the provider region to run in (e.g. `iad`)",
