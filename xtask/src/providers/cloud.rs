@@ -88,6 +88,20 @@ impl<'a> Cloud<'a> {
         )
     }
 
+    /// Every CLI the recipe's `# wb-cli:` line names is on PATH, or an error saying
+    /// which to install before running `verb` again.
+    pub(super) fn require_cli(&self, recipe: &Recipe, verb: &str) -> Result<(), Error> {
+        match missing_cli(self.edge, &recipe.header.cli) {
+            None => Ok(()),
+            Some(missing) => Err(format!(
+                "the {} recipe needs `{}` on PATH — install it, then {verb} again (nothing was changed)",
+                self.d.provider,
+                missing.join("` or `")
+            )
+            .into()),
+        }
+    }
+
     /// Runs one action with the sealed env; the artifacts live in a private temp dir
     /// for exactly the length of the run.
     pub(super) fn spawn(
@@ -208,14 +222,7 @@ impl<'a> Cloud<'a> {
         let recipe = self.recipe()?;
         // The recipe's CLIs first (SPEC §13.3): no bearer is made, stored or shown for
         // an apply that cannot run.
-        if let Some(missing) = missing_cli(self.edge, &recipe.header.cli) {
-            return Err(format!(
-                "the {} recipe needs `{}` on PATH — install it, then apply again (nothing was changed)",
-                self.d.provider,
-                missing.join("` or `")
-            )
-            .into());
-        }
+        self.require_cli(&recipe, "apply")?;
         // Under the lock, read the deploy env again: another apply may have just made
         // the bearer. The plan is made before the bearer, so it says what `plan` said.
         let store = self.paths.store();
