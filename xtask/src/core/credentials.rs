@@ -84,7 +84,7 @@ pub fn is_credential_key(key: &str) -> bool {
         || key.contains("PRIVATE_KEY")
         || WORDS
             .iter()
-            .any(|w| key == *w || key.ends_with(&format!("_{w}")))
+            .any(|w| key.strip_suffix(w).is_some_and(|head| head.is_empty() || head.ends_with('_')))
 }
 
 #[cfg(test)]

@@ -98,6 +98,8 @@ struct Reader {
     /// Inside a `#+BEGIN_<kind>` block: the `#+END_<kind>` line that closes it,
     /// uppercased, and the line it opened on.
     in_block: Option<(String, usize)>,
+    /// The declared secret names so far (indexed: 90k names stay linear).
+    secret_names: std::collections::HashSet<String>,
 }
 
 /// Reads a deployment file's text. `pick_id` selects one drawer when the file holds
@@ -150,6 +152,7 @@ impl Reader {
                 n,
                 &mut self.keywords,
                 &mut self.out,
+                &mut self.secret_names,
             );
         }
     }
@@ -276,7 +279,14 @@ fn read_drawer_line(
     }
 }
 
-fn read_keyword(name: &str, value: &str, n: usize, keywords: &mut Vec<Property>, out: &mut Drawer) {
+fn read_keyword(
+    name: &str,
+    value: &str,
+    n: usize,
+    keywords: &mut Vec<Property>,
+    out: &mut Drawer,
+    seen: &mut std::collections::HashSet<String>,
+) {
     let upper = name.to_ascii_uppercase();
     if upper == "SECRETS" {
         for secret in value.split_whitespace() {
@@ -285,7 +295,7 @@ fn read_keyword(name: &str, value: &str, n: usize, keywords: &mut Vec<Property>,
                     n,
                     format!("secret name `{secret}` must match ^[A-Z][A-Z0-9_]*$ (uppercase letters, digits, underscores)"),
                 ));
-            } else if out.secrets.iter().any(|s| s.name == secret) {
+            } else if !seen.insert(secret.to_string()) {
                 out.diagnostics.push(Diagnostic::warning(
                     n,
                     format!("secret `{secret}` is declared twice"),
