@@ -170,6 +170,11 @@ pub fn load(
         require_secrets,
     };
     let (drawer, mut checked) = check_file(&read, &inputs);
+    if names::is_slug(&deploy_id) {
+        for loose in state::loose_dirs(&Paths::for_id(&app_dir, &deploy_id)) {
+            checked.diagnostics.push(Diagnostic::warning(None, loose));
+        }
+    }
     if let Some(problem) = store_problem {
         checked
             .diagnostics

@@ -8,7 +8,7 @@
 //! While a recipe runs the kit does not die of SIGINT or SIGTERM ([`signals`]): Ctrl-C
 //! reaches the whole foreground process group, so the recipe gets it and ends, and the
 //! kit then removes its private temp directory ([`PrivateTemp`]) and exits with the
-//! recipe's code. A SIGTERM sent to the kit alone is forwarded to the recipe.
+//! recipe's code. A SIGINT or SIGTERM sent to the kit alone is forwarded to the recipe.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -239,9 +239,17 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
         match handle.wait_timeout(Duration::from_millis(100)) {
             Ok(Some(output)) => break output.clone(),
             Ok(None) => {
-                if sig.term.load(Ordering::SeqCst) && !forwarded {
-                    let _ = handle.send_signal(signal_hook::consts::SIGTERM);
-                    forwarded = true;
+                // A signal sent to the kit alone (not to its process group) is passed
+                // on: SIGTERM as SIGTERM, SIGINT as SIGINT (a Ctrl-C already reached
+                // the recipe; one more SIGINT changes nothing for it).
+                if !forwarded {
+                    if sig.term.load(Ordering::SeqCst) {
+                        let _ = handle.send_signal(signal_hook::consts::SIGTERM);
+                        forwarded = true;
+                    } else if sig.int.load(Ordering::SeqCst) {
+                        let _ = handle.send_signal(signal_hook::consts::SIGINT);
+                        forwarded = true;
+                    }
                 }
             }
             Err(e) => return Err(format!("waiting for the recipe failed: {e}")),
