@@ -98,6 +98,8 @@ struct Reader {
     /// Inside a `#+BEGIN_<kind>` block: the `#+END_<kind>` line that closes it,
     /// uppercased, and the line it opened on.
     in_block: Option<(String, usize)>,
+    /// A `:PROPERTIES:` line read inside another drawer: (that drawer's line, its line).
+    swallowed: Option<(usize, usize)>,
     /// The declared secret names so far (indexed: 90k names stay linear).
     secret_names: std::collections::HashSet<String>,
 }
@@ -128,9 +130,11 @@ impl Reader {
             }
             return;
         }
-        if self.in_other.is_some() {
+        if let Some(other) = self.in_other {
             if trimmed == ":END:" {
                 self.in_other = None;
+            } else if trimmed == ":PROPERTIES:" && self.swallowed.is_none() {
+                self.swallowed = Some((other, n));
             }
             return;
         }
@@ -199,8 +203,11 @@ impl Reader {
             ));
         }
         if self.drawers.is_empty() && self.keywords.is_empty() && pick_id.is_none() {
-            out.diagnostics
-                .push(no_drawer(self.in_block.as_ref(), self.in_other));
+            out.diagnostics.push(no_drawer(
+                self.in_block.as_ref(),
+                self.in_other,
+                self.swallowed,
+            ));
         }
         let chosen = choose(self.drawers, pick_id, &mut out.diagnostics);
         let mut properties = Vec::new();
@@ -234,8 +241,15 @@ impl Reader {
 
 /// Why no drawer was found: none at all, or a block or drawer that never closed and
 /// swallowed the rest of the file.
-fn no_drawer(block: Option<&(String, usize)>, other: Option<usize>) -> Diagnostic {
+fn no_drawer(
+    block: Option<&(String, usize)>,
+    other: Option<usize>,
+    inside: Option<(usize, usize)>,
+) -> Diagnostic {
     let swallowed = match (block, other) {
+        (None, None) if let Some((open, at)) = inside => format!(
+            " — the drawer opened at line {open} has no `:END:` of its own, so the `:PROPERTIES:` at line {at} is read as part of it; close line {open}'s drawer with `:END:`"
+        ),
         (Some((end, line)), _) => format!(
             " — the block opened at line {line} is never closed (no `{end}`), so the rest of the file is inside it"
         ),

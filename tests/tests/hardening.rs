@@ -1,0 +1,368 @@
+//! Issue #14 (reliability), the kit's side: each test reproduces one hole the hostile
+//! afternoon found and asserts it stays closed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wb_tests::{Run, Sandbox};
+
+const LOCAL: &str = "* local engine :deployment:
+:PROPERTIES:
+:ID: hard
+:ENGINE_PLACE: local
+:TENANCY_MODE: single
+:STORAGE: local-fs
+:DATABASE: sqlite
+:AUTH: trusted
+:END:
+";
+
+fn with_file(text: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("work/hard.org", text);
+    sb
+}
+
+/// `deployment with secrets`: LOCAL plus `#+DEPLOY_SECRETS: names`.
+fn with_secrets(names: &str) -> Sandbox {
+    with_file(&format!("{LOCAL}#+DEPLOY_SECRETS: {names}\n"))
+}
+
+// ------------------------------------------------------------ item 6: caps ---
+
+fn big(line: impl Fn(usize) -> String, head: &str) -> String {
+    let mut text = head.to_string();
+    let mut i = 0;
+    while text.len() < 1000 * 1024 {
+        text.push_str(&line(i));
+        i += 1;
+    }
+    text
+}
+
+/// A letters-only name for `i` (keys are letters and underscores).
+fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    i += 1;
+    while i > 0 {
+        s.push((b'A' + (i % 26) as u8) as char);
+        i /= 26;
+    }
+    s
+}
+
+#[test]
+fn a_1_mib_file_of_one_mistake_makes_a_short_report() {
+    let head = LOCAL.trim_end_matches(":END:\n");
+    let unknown = big(|i| format!(":UNK_{}: v\n", letters(i)), head) + ":END:\n";
+    let secrets = big(
+        |i| {
+            let names: Vec<String> = (0..10).map(|j| format!("S{}", i * 10 + j)).collect();
+            format!("#+DEPLOY_SECRETS: {}\n", names.join(" "))
+        },
+        LOCAL,
+    );
+    for (what, text, per_line) in [
+        ("unknown keys", unknown, "unknown key `UNK_"),
+        ("unset secrets", secrets, "is declared but has no value"),
+    ] {
+        let sb = with_file(&text);
+        let run = sb.deploy(&["validate", "hard.org"]);
+        let shown = run.stderr.matches(per_line).count();
+        assert_eq!(shown, 20, "{what}: the first 20 are shown\n{}", run.stderr);
+        let more = run
+            .stderr
+            .lines()
+            .find(|l| l.contains("more like this"))
+            .unwrap_or_else(|| panic!("{what}: no count line\n{}", run.stderr));
+        assert!(
+            more.starts_with("- hard.org: … and ") && more.ends_with(" more like this"),
+            "{what}: {more}"
+        );
+        assert!(run.stderr.len() < 16 * 1024, "{what}: {} bytes", run.stderr.len());
+        let json = sb.deploy(&["validate", "hard.org", "--json"]);
+        assert!(json.stdout.len() < 16 * 1024, "{what}: {} bytes", json.stdout.len());
+        json.json();
+    }
+}
+
+// ------------------------------------------------------- item 7: escapes ---
+
+#[test]
+fn terminal_escapes_and_bidi_controls_from_the_file_are_shown_escaped() {
+    let text = LOCAL.replace(
+        ":AUTH: trusted\n",
+        ":AUTH: trusted\x1b]0;pwned\x07\n:APP: evil\u{202e}gpj.exe\n",
+    ) + "#+DEPLOY_SECRETS: A\x1b[2JB\n";
+    let sb = with_file(&text);
+    for args in [
+        &["validate", "hard.org"][..],
+        &["validate", "hard.org", "--json"],
+    ] {
+        let run = sb.deploy(args);
+        for (stream, out) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(!out.contains('\x1b'), "{stream} holds a raw ESC:\n{out}");
+            assert!(!out.contains('\u{7}'), "{stream} holds a raw BEL:\n{out}");
+            assert!(!out.contains('\u{202e}'), "{stream} holds a raw U+202E:\n{out}");
+        }
+        assert!(
+            run.stderr.contains("\\u001b") || run.stdout.contains("\\u001b"),
+            "the escape is shown, not dropped:\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}
+
+// --------------------------------------------- item 8: unknown-key excerpts ---
+
+#[test]
+fn unknown_keys_lines_are_never_excerpted() {
+    let text = LOCAL.replace(":AUTH: trusted\n", ":AUTH: trusted\n:APIKY: cnry-apiky-77\n");
+    let sb = with_file(&text);
+    let run = sb.deploy(&["validate", "hard.org"]);
+    assert!(
+        run.stderr.contains("unknown key `APIKY` is ignored"),
+        "{}",
+        run.stderr
+    );
+    run.assert_no_canary(&["cnry-apiky-77"]);
+}
+
+// ------------------------------------------------ item 10: temp-copy sweep ---
+
+#[test]
+fn every_store_operation_sweeps_plaintext_temp_copies_of_dead_writers() {
+    let sb = with_secrets("API_TOKEN");
+    let dir = sb.wb_home().join("hard");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A pid that is surely dead: a child we waited for.
+    let dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let leftover = dir.join(format!(".secrets.env.tmp-{pid}"));
+    for verb in [&["secrets", "list", "hard.org"][..], &["validate", "hard.org"]] {
+        std::fs::write(&leftover, "API_TOKEN=\"cnry-left-1\"\n").unwrap();
+        sb.deploy(verb);
+        assert!(!leftover.exists(), "`{}` left {}", verb.join(" "), leftover.display());
+    }
+}
+
+// ------------------------------------------------ item 13: foreign creds ---
+
+#[test]
+fn a_foreign_credential_taken_from_the_shell_is_named() {
+    let mut sb = with_secrets("AWS_SECRET_ACCESS_KEY");
+    sb.set("AWS_SECRET_ACCESS_KEY", "cnry-aws-55");
+    let run = sb.deploy(&["validate", "hard.org"]);
+    assert!(
+        run.stderr.contains("secret `AWS_SECRET_ACCESS_KEY` is a well-known credential of another tool, taken from your shell's environment"),
+        "{}",
+        run.stderr
+    );
+    run.assert_no_canary(&["cnry-aws-55"]);
+    // From the store it is the operator's deliberate choice: no warning.
+    let mut stored = sb.kit(&["deploy", "secrets", "set", "AWS_SECRET_ACCESS_KEY", "hard.org"]);
+    let mut child = stored.stdin(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"cnry-aws-66\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let run = sb.deploy(&["validate", "hard.org"]);
+    assert!(!run.stderr.contains("well-known credential"), "{}", run.stderr);
+}
+
+// ------------------------------------------------------ item 16: state dirs ---
+
+#[test]
+fn a_world_writable_state_dir_is_warned() {
+    let sb = with_file(LOCAL);
+    let dir = sb.wb_home().join("hard");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(sb.wb_home(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = sb.deploy(&["validate", "hard.org"]);
+    let expected = format!(
+        "the state dir {} is writable by every user (mode 0777) — another user could plant files there; `chmod 700` it",
+        dir.display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+}
+
+#[test]
+fn a_symlinked_lock_is_refused_and_its_target_never_created() {
+    let sb = with_secrets("API_TOKEN");
+    let dir = sb.wb_home().join("hard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = sb.path().join("planted-target");
+    std::os::unix::fs::symlink(&target, dir.join("secrets.lock")).unwrap();
+    let mut child = sb
+        .kit(&["deploy", "secrets", "set", "API_TOKEN", "hard.org"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"cnry-lock-1\n").unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(1);
+    assert!(!target.exists(), "the kit created the symlink's target");
+    assert!(
+        run.stderr.contains("is a symbolic link — the kit never follows links in its state dir"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_symlinked_store_is_refused_not_called_damaged() {
+    let sb = with_secrets("API_TOKEN");
+    let dir = sb.wb_home().join("hard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let other = sb.write("elsewhere/notes.txt", "just some notes\n");
+    std::os::unix::fs::symlink(&other, dir.join("secrets.env")).unwrap();
+    let run = sb.deploy(&["secrets", "list", "hard.org"]);
+    run.expect_code(1);
+    let expected = format!(
+        "the secret store {} is a symbolic link — the kit never follows links in its state dir; remove it, then `secrets set` the values again",
+        dir.join("secrets.env").display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(!run.stderr.contains("damaged"), "{}", run.stderr);
+}
+
+// --------------------------------------------------- item 17: right causes ---
+
+#[test]
+fn a_providers_dir_that_does_not_exist_is_named() {
+    let mut sb = Sandbox::new();
+    sb.write(
+        "work/hard.org",
+        &std::fs::read_to_string(wb_tests::repo_root().join("deployments/cloud-single.org"))
+            .unwrap(),
+    );
+    sb.set("WB_PROVIDERS_DIR", "/nonexistent");
+    let run = sb.deploy(&["validate", "hard.org", "--json"]);
+    run.expect_code(1);
+    let text = run.json().to_string();
+    assert!(
+        text.contains("WB_PROVIDERS_DIR=/nonexistent is not a directory"),
+        "{text}"
+    );
+    assert!(!text.contains("no provider recipe"), "{text}");
+}
+
+#[test]
+fn an_unclosed_block_or_drawer_says_where_it_opened() {
+    for (opener, expected) in [
+        (
+            "#+BEGIN_SRC sh\n",
+            "no `:PROPERTIES:` drawer — the block opened at line 2 is never closed (no `#+END_SRC`), so the rest of the file is inside it",
+        ),
+        (
+            ":LOGBOOK:\n",
+            "no `:PROPERTIES:` drawer — the drawer opened at line 2 has no `:END:` of its own, so the `:PROPERTIES:` at line 4 is read as part of it; close line 2's drawer with `:END:`",
+        ),
+    ] {
+        let sb = with_file(&format!("#+TITLE: x\n{opener}{LOCAL}"));
+        let run = sb.deploy(&["validate", "hard.org"]);
+        run.expect_code(1);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn an_exported_secret_that_is_not_utf8_is_named_as_such() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = with_secrets("API_TOKEN");
+    let out = sb
+        .kit(&["deploy", "validate", "hard.org"])
+        .env("API_TOKEN", std::ffi::OsStr::from_bytes(b"cnry-\xff\xfe-9"))
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("secret `API_TOKEN` is exported but its value is not UTF-8"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("has no value"), "{}", run.stderr);
+}
+
+// ------------------------------------------- item 4: SIGINT to the kit alone ---
+
+const SLOW_RECIPE: &str = r#"#!/usr/bin/env bash
+# A recipe that takes a while to come up and records the signals it gets.
+mark="$WB_PROVIDERS_DIR/marks"
+case "$WB_RECIPE_ACTION" in
+  up)
+    trap 'echo got-int >> "$mark"; kill $! 2>/dev/null; exit 130' INT
+    trap 'echo got-term >> "$mark"; kill $! 2>/dev/null; exit 143' TERM
+    echo started >> "$mark"
+    sleep 8 & wait $!
+    echo finished >> "$mark"
+    echo "url: https://slow.example"
+    ;;
+  *) exit 0 ;;
+esac
+"#;
+
+const SLOW_DEPLOYMENT: &str = "* slow :deployment:
+:PROPERTIES:
+:ID: slow
+:ENGINE_PLACE: cloud
+:PROVIDER: slow
+:APP: wb-slow
+:REGION: ams
+:TENANCY_MODE: single
+:STORAGE: local-fs
+:DATABASE: sqlite
+:AUTH: trusted
+:END:
+";
+
+fn wait_for(path: &Path, text: &str) {
+    for _ in 0..200 {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(text)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never held {text:?}", path.display());
+}
+
+#[test]
+fn sigint_to_the_kit_alone_reaches_the_recipe_and_exits_130_with_one_json_error() {
+    let mut sb = Sandbox::new();
+    sb.write("work/slow.org", SLOW_DEPLOYMENT);
+    sb.write("providers/_recipe.sh", "# spine (unused by this recipe)\n");
+    sb.write("providers/slow/bootstrap.sh", SLOW_RECIPE);
+    let providers = sb.path().join("providers");
+    sb.set("WB_PROVIDERS_DIR", providers.display().to_string());
+    let child = sb
+        .kit(&["deploy", "apply", "slow.org", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marks = providers.join("marks");
+    wait_for(&marks, "started");
+    // To the kit's pid alone, not its process group (as `kill -INT <pid>` does).
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(130);
+    let json = run.json();
+    assert_eq!(json["ok"], false, "{json}");
+    assert_eq!(json["error"]["kind"], "interrupted", "{json}");
+    let marks = std::fs::read_to_string(&marks).unwrap();
+    assert!(marks.contains("got-int"), "the recipe never got SIGINT: {marks}");
+    assert!(!marks.contains("finished"), "the recipe ran on: {marks}");
+}
