@@ -366,3 +366,46 @@ fn sigint_to_the_kit_alone_reaches_the_recipe_and_exits_130_with_one_json_error(
     assert!(marks.contains("got-int"), "the recipe never got SIGINT: {marks}");
     assert!(!marks.contains("finished"), "the recipe ran on: {marks}");
 }
+
+// ------------------------------------------------------- item 11: two BOMs ---
+
+#[test]
+fn a_file_starting_with_two_boms_migrates_like_one_with_none() {
+    let body = "#+DEPLOY_PLACE: local\n#+DEPLOY_ID: hard\n";
+    let sb = with_file(&format!("\u{feff}\u{feff}{body}"));
+    let run = sb.deploy(&["fmt", "--migrate", "hard.org"]);
+    run.expect_code(0);
+    assert!(!run.stderr.contains("please report"), "{}", run.stderr);
+    let text = std::fs::read_to_string(sb.work().join("hard.org")).unwrap();
+    assert_eq!(
+        text,
+        "* hard :deployment:\n:PROPERTIES:\n:ENGINE_PLACE: local\n:ID: hard\n:END:\n"
+    );
+}
+
+// ------------------------------------------- item 17: a non-UTF-8 FILE name ---
+
+#[test]
+fn a_file_whose_name_is_not_utf8_is_addressable() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = Sandbox::new();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.org");
+    std::fs::write(sb.work().join(name), LOCAL).unwrap();
+    let out = sb
+        .kit(&["deploy", "validate"])
+        .arg(name)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    run.expect_code(0);
+    assert_eq!(run.json()["valid"], true, "{}", run.stdout);
+    // Any other word that is not UTF-8 is still a usage error.
+    let out = sb
+        .kit(&["deploy", "secrets", "set"])
+        .arg(std::ffi::OsStr::from_bytes(b"N\xff"))
+        .arg(name)
+        .output()
+        .unwrap();
+    Run::from(out).expect_code(2);
+}

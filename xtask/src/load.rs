@@ -16,19 +16,21 @@ use crate::ui::Ui;
 
 /// FILE → a path: default `./deployment.org`; a bare name also finds
 /// `deployments/<name>` and `deployments/<name>.org`.
-pub fn resolve_file(cwd: &Path, file: Option<&str>) -> PathBuf {
+pub fn resolve_file(cwd: &Path, file: Option<&Path>) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
     let Some(file) = file else {
         return PathBuf::from("deployment.org");
     };
-    let given = PathBuf::from(file);
-    if cwd.join(&given).exists() || file.contains('/') {
+    let given = file.to_path_buf();
+    if cwd.join(&given).exists() || file.as_os_str().as_bytes().contains(&b'/') {
         return given;
     }
+    let mut with_org = file.as_os_str().to_os_string();
+    with_org.push(".org");
     for candidate in [
-        format!("deployments/{file}"),
-        format!("deployments/{file}.org"),
+        Path::new("deployments").join(file),
+        Path::new("deployments").join(with_org),
     ] {
-        let candidate = PathBuf::from(candidate);
         if cwd.join(&candidate).is_file() {
             return candidate;
         }
@@ -125,7 +127,7 @@ pub fn check_file(read: &FileText, inputs: &Inputs) -> (Drawer, Checked) {
 /// [`validate::Context::require_secrets`].
 pub fn load(
     edge: &Edge,
-    file: Option<&str>,
+    file: Option<&Path>,
     id: Option<&str>,
     require_secrets: bool,
 ) -> Result<Loaded, String> {

@@ -107,13 +107,19 @@ struct Reader {
 /// Reads a deployment file's text. `pick_id` selects one drawer when the file holds
 /// several under headlines with distinct `:ID:`s (`--id`).
 pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = strip_boms(text);
     let mut r = Reader::default();
     for (index, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         r.line(index + 1, line);
     }
     r.finish(pick_id)
+}
+
+/// The text without its leading byte-order marks: one, or several (an editor that
+/// added one to a file that had one). The reader and `fmt` agree on this.
+pub fn strip_boms(text: &str) -> &str {
+    text.trim_start_matches('\u{feff}')
 }
 
 impl Reader {

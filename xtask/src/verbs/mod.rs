@@ -98,7 +98,7 @@ impl Ctx<'_> {
 }
 
 /// Runs one deploy verb.
-pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdict {
+pub fn run(cx: &Ctx, verb: &Verb, file: Option<&std::path::Path>, id: Option<&str>) -> Verdict {
     match verb {
         Verb::Init(args) => return init::run(cx, args, file),
         Verb::Doctor => return doctor::run(cx),
