@@ -409,3 +409,87 @@ fn a_file_whose_name_is_not_utf8_is_addressable() {
         .unwrap();
     Run::from(out).expect_code(2);
 }
+
+// -------------------------------------- item 5: an interrupted local apply ---
+
+/// An "engine" that starts and never becomes ready (no discovery file): the kit waits
+/// for it, which is when the signal comes.
+const STUCK_ENGINE: &str = "#!/bin/sh\nexec sleep 60\n";
+
+#[test]
+fn an_interrupted_local_apply_stops_its_engine_and_prints_one_json_error() {
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let mut sb = with_file(LOCAL);
+        let engine = sb.write("bin/stuck-engine", STUCK_ENGINE);
+        std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+        sb.set("WB_VMM_BACKEND", "process");
+        sb.set("WB_ENGINE_BIN", engine.display().to_string());
+        let child = sb
+            .kit(&["deploy", "apply", "hard.org", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The engine's pid file appears once the kit started it.
+        let pid_file = find_pid_file(&sb.wb_home().join("hard"));
+        let engine_pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let run = Run::from(child.wait_with_output().unwrap());
+        run.expect_code(code);
+        let json = run.json();
+        assert_eq!(json["ok"], false, "{json}");
+        assert_eq!(json["error"]["kind"], "interrupted", "{json}");
+        // Nothing half-started: the engine is gone and `status` does not call it up.
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            !Path::new(&format!("/proc/{engine_pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{engine_pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
+        assert!(gone, "{signal}: engine {engine_pid} still runs");
+        let status = sb.deploy(&["status", "hard.org", "--json"]);
+        assert!(
+            !status.stderr.contains("runtime up") && status.json()["running"] == false,
+            "{signal}: status after an interrupted apply:\n{}{}",
+            status.stdout,
+            status.stderr
+        );
+    }
+}
+
+fn find_pid_file(dir: &Path) -> std::path::PathBuf {
+    for _ in 0..400 {
+        let found = walk(dir)
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "engine.pid"));
+        if let Some(path) = found
+            && std::fs::read_to_string(&path).is_ok_and(|t| !t.trim().is_empty())
+        {
+            return path;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no engine.pid under {}", dir.display());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
