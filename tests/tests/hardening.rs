@@ -493,3 +493,112 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+// ------------------------------------------- item 15: podman secrets ---
+
+fn podman(args: &[&str]) -> std::process::Output {
+    let conf = wb_tests::repo_root().join("tests/containers.conf");
+    let conf = std::env::var("CONTAINERS_CONF")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| conf.display().to_string());
+    Command::new("podman")
+        .args(args)
+        .env("CONTAINERS_CONF", conf)
+        .output()
+        .expect("podman runs")
+}
+
+fn podman_text(args: &[&str]) -> String {
+    String::from_utf8_lossy(&podman(args).stdout).into_owned()
+}
+
+/// Whether podman masks `type=env` secrets in `inspect` (podman ≥ 5.3, containers/podman
+/// PR #23959); older versions show them in `Config.Env` whatever the kit does.
+fn podman_masks_env_secrets() -> bool {
+    let version = podman_text(&["version", "--format", "{{.Client.Version}}"]);
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 3)
+}
+
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(p).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
+#[test]
+fn podman_secrets_go_through_podman_secret_and_leave_with_down() {
+    if !wb_tests::require_tool("podman") {
+        return;
+    }
+    let id = format!("hard-pod-{}", std::process::id());
+    let canary = format!("cnry-podsec-{}-5f1d", std::process::id());
+    let mut sb = Sandbox::new();
+    sb.set("WB_VMM_BACKEND", "podman");
+    let conf = wb_tests::repo_root().join("tests/containers.conf");
+    sb.set(
+        "CONTAINERS_CONF",
+        std::env::var("CONTAINERS_CONF").unwrap_or_else(|_| conf.display().to_string()),
+    );
+    sb.set("CANARY_SECRET", canary.clone());
+    let text = LOCAL.replace(":ID: hard", &format!(":ID: {id}"))
+        + "#+DEPLOY_SECRETS: CANARY_SECRET\n";
+    sb.write("work/pod.org", &text);
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = podman(&["rm", "-f", &format!("wb-{}", self.0)]);
+            let _ = podman(&["secret", "rm", &format!("wb-{}-CANARY_SECRET", self.0)]);
+        }
+    }
+    let _cleanup = Cleanup(id.clone());
+
+    let run = sb.deploy(&["apply", "pod.org", "--json"]);
+    run.expect_code(0);
+    run.assert_no_canary(&[&canary]);
+    let secret = format!("wb-{id}-CANARY_SECRET");
+    assert!(
+        podman_text(&["secret", "ls", "--format", "{{.Name}}"]).contains(&secret),
+        "no podman secret {secret}"
+    );
+    let inspect = podman_text(&["inspect", "--type", "container", &format!("wb-{id}")]);
+    let c: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let create = c[0]["Config"]["CreateCommand"].to_string();
+    assert!(!create.contains(&canary), "argv: {create}");
+    assert!(
+        create.contains(&format!("\"--secret\",\"{secret},type=env,target=CANARY_SECRET\"")),
+        "{create}"
+    );
+    if podman_masks_env_secrets() {
+        assert!(!inspect.contains(&canary), "podman inspect shows the value");
+    } else {
+        eprintln!("NOTE: this podman shows type=env secrets in `inspect` (fixed in podman 5.3)");
+    }
+    // The engine has the value, in its process environment.
+    let pid = c[0]["State"]["Pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let wanted = format!("CANARY_SECRET={canary}\0");
+    assert!(
+        environ.windows(wanted.len()).any(|w| w == wanted.as_bytes()),
+        "the engine did not get the secret"
+    );
+
+    let down = sb.deploy(&["down", "pod.org", "--json"]);
+    down.expect_code(0);
+    assert!(
+        !podman_text(&["secret", "ls", "--format", "{{.Name}}"]).contains(&secret),
+        "down left the podman secret {secret}"
+    );
+    // Nothing of the value is left in podman's storage (secrets, container DB).
+    let root = podman_text(&["info", "--format", "{{.Store.GraphRoot}}"]);
+    let root = Path::new(root.trim());
+    for sub in ["secrets", "libpod"] {
+        let held = files_holding(&root.join(sub), canary.as_bytes());
+        assert!(held.is_empty(), "after down, {held:?} hold the value");
+    }
+}

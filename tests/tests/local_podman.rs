@@ -353,8 +353,10 @@ fn podman_a_canary_secret_is_in_the_container_env_only() {
     }
     let create = c["Config"]["CreateCommand"].to_string();
     assert!(
-        create.contains("\"-e\",\"CANARY_SECRET\""),
-        "passed by name: {create}"
+        create.contains(&format!(
+            "\"--secret\",\"wb-{id}-CANARY_SECRET,type=env,target=CANARY_SECRET\""
+        )),
+        "passed as a podman secret: {create}"
     );
     let env = c["Config"]["Env"].to_string();
     assert!(
