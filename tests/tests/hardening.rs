@@ -81,9 +81,17 @@ fn a_1_mib_file_of_one_mistake_makes_a_short_report() {
             more.starts_with("- hard.org: … and ") && more.ends_with(" more like this"),
             "{what}: {more}"
         );
-        assert!(run.stderr.len() < 16 * 1024, "{what}: {} bytes", run.stderr.len());
+        assert!(
+            run.stderr.len() < 16 * 1024,
+            "{what}: {} bytes",
+            run.stderr.len()
+        );
         let json = sb.deploy(&["validate", "hard.org", "--json"]);
-        assert!(json.stdout.len() < 16 * 1024, "{what}: {} bytes", json.stdout.len());
+        assert!(
+            json.stdout.len() < 16 * 1024,
+            "{what}: {} bytes",
+            json.stdout.len()
+        );
         json.json();
     }
 }
@@ -105,7 +113,10 @@ fn terminal_escapes_and_bidi_controls_from_the_file_are_shown_escaped() {
         for (stream, out) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
             assert!(!out.contains('\x1b'), "{stream} holds a raw ESC:\n{out}");
             assert!(!out.contains('\u{7}'), "{stream} holds a raw BEL:\n{out}");
-            assert!(!out.contains('\u{202e}'), "{stream} holds a raw U+202E:\n{out}");
+            assert!(
+                !out.contains('\u{202e}'),
+                "{stream} holds a raw U+202E:\n{out}"
+            );
         }
         assert!(
             run.stderr.contains("\\u001b") || run.stdout.contains("\\u001b"),
@@ -120,7 +131,10 @@ fn terminal_escapes_and_bidi_controls_from_the_file_are_shown_escaped() {
 
 #[test]
 fn unknown_keys_lines_are_never_excerpted() {
-    let text = LOCAL.replace(":AUTH: trusted\n", ":AUTH: trusted\n:APIKY: cnry-apiky-77\n");
+    let text = LOCAL.replace(
+        ":AUTH: trusted\n",
+        ":AUTH: trusted\n:APIKY: cnry-apiky-77\n",
+    );
     let sb = with_file(&text);
     let run = sb.deploy(&["validate", "hard.org"]);
     assert!(
@@ -144,10 +158,18 @@ fn every_store_operation_sweeps_plaintext_temp_copies_of_dead_writers() {
     let mut dead = dead;
     dead.wait().unwrap();
     let leftover = dir.join(format!(".secrets.env.tmp-{pid}"));
-    for verb in [&["secrets", "list", "hard.org"][..], &["validate", "hard.org"]] {
+    for verb in [
+        &["secrets", "list", "hard.org"][..],
+        &["validate", "hard.org"],
+    ] {
         std::fs::write(&leftover, "API_TOKEN=\"cnry-left-1\"\n").unwrap();
         sb.deploy(verb);
-        assert!(!leftover.exists(), "`{}` left {}", verb.join(" "), leftover.display());
+        assert!(
+            !leftover.exists(),
+            "`{}` left {}",
+            verb.join(" "),
+            leftover.display()
+        );
     }
 }
 
@@ -165,13 +187,28 @@ fn a_foreign_credential_taken_from_the_shell_is_named() {
     );
     run.assert_no_canary(&["cnry-aws-55"]);
     // From the store it is the operator's deliberate choice: no warning.
-    let mut stored = sb.kit(&["deploy", "secrets", "set", "AWS_SECRET_ACCESS_KEY", "hard.org"]);
+    let mut stored = sb.kit(&[
+        "deploy",
+        "secrets",
+        "set",
+        "AWS_SECRET_ACCESS_KEY",
+        "hard.org",
+    ]);
     let mut child = stored.stdin(Stdio::piped()).spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"cnry-aws-66\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cnry-aws-66\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let run = sb.deploy(&["validate", "hard.org"]);
-    assert!(!run.stderr.contains("well-known credential"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("well-known credential"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ------------------------------------------------------ item 16: state dirs ---
@@ -206,12 +243,18 @@ fn a_symlinked_lock_is_refused_and_its_target_never_created() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"cnry-lock-1\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cnry-lock-1\n")
+        .unwrap();
     let run = Run::from(child.wait_with_output().unwrap());
     run.expect_code(1);
     assert!(!target.exists(), "the kit created the symlink's target");
     assert!(
-        run.stderr.contains("is a symbolic link — the kit never follows links in its state dir"),
+        run.stderr
+            .contains("is a symbolic link — the kit never follows links in its state dir"),
         "{}",
         run.stderr
     );
@@ -286,7 +329,8 @@ fn an_exported_secret_that_is_not_utf8_is_named_as_such() {
     let run = Run::from(out);
     run.expect_code(1);
     assert!(
-        run.stderr.contains("secret `API_TOKEN` is exported but its value is not UTF-8"),
+        run.stderr
+            .contains("secret `API_TOKEN` is exported but its value is not UTF-8"),
         "{}",
         run.stderr
     );
@@ -352,18 +396,23 @@ fn sigint_to_the_kit_alone_reaches_the_recipe_and_exits_130_with_one_json_error(
     let marks = providers.join("marks");
     wait_for(&marks, "started");
     // To the kit's pid alone, not its process group (as `kill -INT <pid>` does).
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let run = Run::from(child.wait_with_output().unwrap());
     run.expect_code(130);
     let json = run.json();
     assert_eq!(json["ok"], false, "{json}");
     assert_eq!(json["error"]["kind"], "interrupted", "{json}");
     let marks = std::fs::read_to_string(&marks).unwrap();
-    assert!(marks.contains("got-int"), "the recipe never got SIGINT: {marks}");
+    assert!(
+        marks.contains("got-int"),
+        "the recipe never got SIGINT: {marks}"
+    );
     assert!(!marks.contains("finished"), "the recipe ran on: {marks}");
 }
 
@@ -438,11 +487,13 @@ fn an_interrupted_local_apply_stops_its_engine_and_prints_one_json_error() {
             .parse()
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
-        assert!(Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
+        assert!(
+            Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
         let run = Run::from(child.wait_with_output().unwrap());
         run.expect_code(code);
         let json = run.json();
@@ -517,7 +568,10 @@ fn podman_text(args: &[&str]) -> String {
 /// PR #23959); older versions show them in `Config.Env` whatever the kit does.
 fn podman_masks_env_secrets() -> bool {
     let version = podman_text(&["version", "--format", "{{.Client.Version}}"]);
-    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) >= (5, 3)
 }
@@ -546,8 +600,8 @@ fn podman_secrets_go_through_podman_secret_and_leave_with_down() {
         std::env::var("CONTAINERS_CONF").unwrap_or_else(|_| conf.display().to_string()),
     );
     sb.set("CANARY_SECRET", canary.clone());
-    let text = LOCAL.replace(":ID: hard", &format!(":ID: {id}"))
-        + "#+DEPLOY_SECRETS: CANARY_SECRET\n";
+    let text =
+        LOCAL.replace(":ID: hard", &format!(":ID: {id}")) + "#+DEPLOY_SECRETS: CANARY_SECRET\n";
     sb.write("work/pod.org", &text);
     struct Cleanup(String);
     impl Drop for Cleanup {
@@ -571,7 +625,9 @@ fn podman_secrets_go_through_podman_secret_and_leave_with_down() {
     let create = c[0]["Config"]["CreateCommand"].to_string();
     assert!(!create.contains(&canary), "argv: {create}");
     assert!(
-        create.contains(&format!("\"--secret\",\"{secret},type=env,target=CANARY_SECRET\"")),
+        create.contains(&format!(
+            "\"--secret\",\"{secret},type=env,target=CANARY_SECRET\""
+        )),
         "{create}"
     );
     if podman_masks_env_secrets() {
@@ -584,7 +640,9 @@ fn podman_secrets_go_through_podman_secret_and_leave_with_down() {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let wanted = format!("CANARY_SECRET={canary}\0");
     assert!(
-        environ.windows(wanted.len()).any(|w| w == wanted.as_bytes()),
+        environ
+            .windows(wanted.len())
+            .any(|w| w == wanted.as_bytes()),
         "the engine did not get the secret"
     );
 

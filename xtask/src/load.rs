@@ -97,10 +97,15 @@ pub struct Inputs<'a> {
 /// The file's text → the drawer and the validator's answer: the path every verb and
 /// every golden file takes.
 pub fn check_file(read: &FileText, inputs: &Inputs) -> (Drawer, Checked) {
-    let mut drawer = match &read.text {
+    let drawer = match &read.text {
         Some(text) => drawer::read(text, inputs.id),
         None => Drawer::default(),
     };
+    check_drawer(read, drawer, inputs)
+}
+
+/// [`check_file`] for a drawer already read from `read.text` (a 1 MiB file is read once).
+fn check_drawer(read: &FileText, mut drawer: Drawer, inputs: &Inputs) -> (Drawer, Checked) {
     let mut diagnostics = read.diagnostics.clone();
     diagnostics.append(&mut drawer.diagnostics);
     drawer.diagnostics = diagnostics;
@@ -141,10 +146,11 @@ pub fn load(
         .unwrap_or("deployment")
         .to_string();
     // The ID decides which store's secrets join the deploy env: read it first.
-    let drawer_id = read
-        .text
-        .as_deref()
-        .and_then(|t| drawer::read(t, id).value("ID").map(str::to_string));
+    let read_drawer = match &read.text {
+        Some(text) => drawer::read(text, id),
+        None => Drawer::default(),
+    };
+    let drawer_id = read_drawer.value("ID").map(str::to_string);
     let deploy_id = names::deployment_id(drawer_id.as_deref(), &stem).to_string();
     let mut store_problem = None;
     let deploy_env = if names::is_slug(&deploy_id) {
@@ -171,7 +177,7 @@ pub fn load(
         recipe_for: &recipe_for,
         require_secrets,
     };
-    let (drawer, mut checked) = check_file(&read, &inputs);
+    let (drawer, mut checked) = check_drawer(&read, read_drawer, &inputs);
     if names::is_slug(&deploy_id) {
         for loose in state::loose_dirs(&Paths::for_id(&app_dir, &deploy_id)) {
             checked.diagnostics.push(Diagnostic::warning(None, loose));

@@ -96,25 +96,35 @@ fn kind(d: &Diagnostic) -> (Severity, String) {
 /// file of one mistake repeated makes a short report, not megabytes.
 pub fn cap_repeated(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     use std::collections::HashMap;
-    let mut count: HashMap<(Severity, String), usize> = HashMap::new();
-    let kinds: Vec<(Severity, String)> = diagnostics.iter().map(kind).collect();
-    for k in &kinds {
-        *count.entry(k.clone()).or_default() += 1;
+    if diagnostics.len() <= SHOWN_PER_KIND {
+        return diagnostics;
     }
-    let mut seen: HashMap<&(Severity, String), usize> = HashMap::new();
+    // Each kind hashed once per diagnostic: an index, then counts by index.
+    let mut index: HashMap<(Severity, String), usize> = HashMap::new();
+    let kinds: Vec<usize> = diagnostics
+        .iter()
+        .map(|d| {
+            let next = index.len();
+            *index.entry(kind(d)).or_insert(next)
+        })
+        .collect();
+    let mut total = vec![0usize; index.len()];
+    for &k in &kinds {
+        total[k] += 1;
+    }
+    let mut seen = vec![0usize; index.len()];
     let mut out = Vec::new();
-    for (d, k) in diagnostics.into_iter().zip(&kinds) {
-        let n = seen.entry(k).or_default();
-        *n += 1;
-        if *n <= SHOWN_PER_KIND {
+    for (d, &k) in diagnostics.into_iter().zip(&kinds) {
+        seen[k] += 1;
+        let severity = d.severity;
+        if seen[k] <= SHOWN_PER_KIND {
             out.push(d);
         }
-        let total = count[k];
-        if *n == SHOWN_PER_KIND && total > SHOWN_PER_KIND {
+        if seen[k] == SHOWN_PER_KIND && total[k] > SHOWN_PER_KIND {
             out.push(Diagnostic {
-                severity: k.0,
+                severity,
                 line: None,
-                message: format!("… and {} more like this", total - SHOWN_PER_KIND),
+                message: format!("… and {} more like this", total[k] - SHOWN_PER_KIND),
                 sensitive: false,
             });
         }

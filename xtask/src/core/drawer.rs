@@ -9,22 +9,58 @@ use regex::Regex;
 
 use crate::core::diagnostic::Diagnostic;
 
-/// The one pattern a drawer line must match to be a property (SPEC §3.1).
-static PROPERTY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^:([A-Za-z_]+):\s+(.*\S)\s*$").unwrap());
-/// A line that *looks* like a property (`:SOMETHING:` first): if it fails [`PROPERTY`],
+/// A line that *looks* like a property (`:SOMETHING:` first): if it fails [`property`],
 /// it gets a warning rather than silence.
 static LOOKS_LIKE_PROPERTY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^:[^\s:]+:").unwrap());
 /// Any other drawer's opening line (`:LOGBOOK:`), whose body is ignored up to `:END:`.
 static OTHER_DRAWER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^:[A-Za-z][A-Za-z0-9_-]*:$").unwrap());
-/// The older keyword dialect, `#+DEPLOY_<KEY>: value`; Org keywords are case-insensitive.
-static KEYWORD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i-u:#\+DEPLOY_)([A-Za-z_]+):(.*)$").unwrap());
 static HEADLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\*+\s").unwrap());
-/// `#+BEGIN_SRC` … `#+END_SRC` (any block kind): its body is content, never structure.
-static BLOCK_BEGIN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i-u:#\+BEGIN_)(\S+)").unwrap());
+
+// The three line shapes below are read by hand rather than by regex captures: on a
+// 1 MiB file of them, captures cost most of the time (issue #14 item 6).
+
+/// The one shape a drawer line must have to be a property (SPEC §3.1):
+/// `^:([A-Za-z_]+):\s+(.*\S)\s*$` → (key, value).
+fn property(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix(':')?;
+    let (key, rest) = letters_and_underscores(rest)?;
+    let rest = rest.strip_prefix(':')?;
+    if !rest.starts_with(char::is_whitespace) || rest.trim().is_empty() {
+        return None;
+    }
+    Some((key, rest.trim()))
+}
+
+/// The older keyword dialect, `#+DEPLOY_<KEY>: value` (Org keywords are
+/// case-insensitive): `^(?i:#\+DEPLOY_)([A-Za-z_]+):(.*)$` → (key, value).
+fn keyword(line: &str) -> Option<(&str, &str)> {
+    let rest = strip_prefix_ignore_case(line, "#+DEPLOY_")?;
+    let (key, rest) = letters_and_underscores(rest)?;
+    Some((key, rest.strip_prefix(':')?))
+}
+
+/// `#+BEGIN_SRC` … `#+END_SRC` (any block kind): its body is content, never
+/// structure. `^(?i:#\+BEGIN_)(\S+)` → the kind.
+fn block_begin(line: &str) -> Option<&str> {
+    let rest = strip_prefix_ignore_case(line, "#+BEGIN_")?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// A non-empty run of `[A-Za-z_]` at the start, and what follows it.
+fn letters_and_underscores(text: &str) -> Option<(&str, &str)> {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .unwrap_or(text.len());
+    (end > 0).then(|| text.split_at(end))
+}
 
 /// One `:KEY: value` as read, with the line it stands on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,8 +180,8 @@ impl Reader {
             }
             return;
         }
-        if let Some(caps) = BLOCK_BEGIN.captures(trimmed) {
-            self.in_block = Some((format!("#+END_{}", caps[1].to_ascii_uppercase()), n));
+        if let Some(kind) = block_begin(trimmed) {
+            self.in_block = Some((format!("#+END_{}", kind.to_ascii_uppercase()), n));
         } else if trimmed == ":PROPERTIES:" {
             self.drawers.push(RawDrawer {
                 open_line: n,
@@ -155,10 +191,10 @@ impl Reader {
             self.in_properties = Some(self.drawers.len() - 1);
         } else if trimmed != ":END:" && OTHER_DRAWER.is_match(trimmed) {
             self.in_other = Some(n);
-        } else if let Some(caps) = KEYWORD.captures(line.trim_start()) {
+        } else if let Some((key, value)) = keyword(line.trim_start()) {
             read_keyword(
-                &caps[1],
-                caps[2].trim(),
+                key,
+                value.trim(),
                 n,
                 &mut self.keywords,
                 &mut self.out,
@@ -278,10 +314,10 @@ fn read_drawer_line(
     properties: &mut Vec<Property>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    if let Some(caps) = PROPERTY.captures(line) {
+    if let Some((key, value)) = property(line) {
         properties.push(Property {
-            key: caps[1].to_ascii_uppercase(),
-            value: caps[2].to_string(),
+            key: key.to_ascii_uppercase(),
+            value: value.to_string(),
             line: n,
             from_keyword: false,
         });
