@@ -275,7 +275,7 @@ impl VerbInfo {
                 .replace("\n  secrets", &format!("\n  {program} secrets")),
             flags.join("\n"),
             if self.example.starts_with("curl") {
-                self.example.to_string()
+                self.example.replace("cargo xtask deploy", program)
             } else {
                 format!("{program} {}", self.example)
             }
@@ -432,7 +432,11 @@ struct Flags {
     given: Vec<&'static str>,
 }
 
-fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+/// The flags of a deploy invocation, and its words (verb, FILE, …) in order: read
+/// lossily, and as given (only FILE may be anything but UTF-8).
+type Words = (Vec<String>, Vec<OsString>);
+
+fn read_flags(args: Vec<OsString>) -> Result<(Flags, Words), Error> {
     let mut parser = Parser::from_args(args);
     let mut flags = Flags::default();
     let mut words: Vec<String> = Vec::new();
@@ -482,6 +486,11 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             }
         }
     }
+    Ok((flags, (words, raw)))
+}
+
+fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+    let (flags, (words, mut raw)) = read_flags(args)?;
     if flags.version {
         return Ok(Cmd::Version { json: flags.json });
     }

@@ -112,6 +112,7 @@ impl DeployEnv {
         self.vars.get(name).map(|(value, _)| value)
     }
 
+    /// Where a name's value came from (the foreign-credential warning asks).
     pub fn source(&self, name: &str) -> Option<Source> {
         self.vars.get(name).map(|(_, source)| *source)
     }
@@ -175,7 +176,7 @@ mod tests {
             [("A".to_string(), Secret::new("store"))],
         );
         assert_eq!(env.get("A").map(Secret::expose), Some("store"));
-        assert_eq!(env.source("A"), Some(Source::Store));
+        assert_eq!(env.names().collect::<Vec<_>>(), [("A", Source::Store)]);
         assert!(!env.has("B"));
     }
 }
