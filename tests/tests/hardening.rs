@@ -660,3 +660,140 @@ fn podman_secrets_go_through_podman_secret_and_leave_with_down() {
         assert!(held.is_empty(), "after down, {held:?} hold the value");
     }
 }
+
+// ------------------- items already closed by the reshape: kept closed by a test ---
+
+#[test]
+fn item3_a_fifo_as_the_file_is_refused_without_blocking() {
+    let sb = Sandbox::new();
+    let fifo = sb.work().join("pipe.org");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = sb
+        .kit(&["deploy", "validate", "pipe.org", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        panic!("the kit blocked on a FIFO");
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(1);
+    assert!(
+        run.json().to_string().contains("is not a regular file"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn item9_a_planted_temp_file_never_widens_the_store() {
+    let sb = with_secrets("API_TOKEN");
+    let dir = sb.wb_home().join("hard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = sb
+        .kit(&["deploy", "secrets", "set", "API_TOKEN", "hard.org"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The kit's own temp name, planted 0644 and as a symlink before it writes.
+    let tmp = dir.join(format!(".secrets.env.tmp-{}", child.id()));
+    let target = sb.path().join("planted-target");
+    std::os::unix::fs::symlink(&target, &tmp).unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"cnry-tmp-1\n")
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(0);
+    let mode = std::fs::metadata(dir.join("secrets.env"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!target.exists(), "the planted symlink was followed");
+}
+
+#[test]
+fn item11_fmt_writes_through_a_symlink_keeping_the_mode() {
+    let sb = with_file("#+DEPLOY_PLACE: local\n#+DEPLOY_ID: hard\n");
+    let real = sb.work().join("hard.org");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&real, sb.work().join("link.org")).unwrap();
+    sb.deploy(&["fmt", "--migrate", "link.org"]).expect_code(0);
+    assert!(
+        std::fs::symlink_metadata(sb.work().join("link.org"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(text.contains(":ENGINE_PLACE: local"), "{text}");
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn item8_plan_json_redacts_unknown_keys() {
+    let text = LOCAL.replace(
+        ":AUTH: trusted\n",
+        ":AUTH: trusted\n:PASSWD_HINT: cnry-pw-8\n",
+    );
+    let sb = with_file(&text);
+    let run = sb.deploy(&["plan", "hard.org", "--json"]);
+    run.assert_no_canary(&["cnry-pw-8"]);
+    assert_eq!(
+        run.json()["properties"]["PASSWD_HINT"],
+        "<redacted>",
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn item12_verify_refuses_a_url_that_is_not_http() {
+    let mut sb = Sandbox::new();
+    let text = std::fs::read_to_string(wb_tests::repo_root().join("deployments/cloud-single.org"))
+        .unwrap()
+        .replace(":PROVIDER: fly", ":PROVIDER: slow");
+    sb.write("work/s.org", &text);
+    sb.write("providers/_recipe.sh", "# spine (unused)\n");
+    sb.write(
+        "providers/slow/bootstrap.sh",
+        "case \"$WB_RECIPE_ACTION\" in url) echo \"url: -K$WB_PROVIDERS_DIR/curlrc\" ;; *) exit 0 ;; esac\n",
+    );
+    sb.write("providers/curlrc", "url = \"http://127.0.0.1:9/leak\"\n");
+    sb.set(
+        "WB_PROVIDERS_DIR",
+        sb.path().join("providers").display().to_string(),
+    );
+    sb.set("WB_PUBLIC_BEARER", "cnry-bearer-12");
+    let run = sb.deploy(&["verify", "s.org"]);
+    run.expect_code(1);
+    run.assert_no_canary(&["cnry-bearer-12"]);
+    assert!(
+        run.stderr.contains("is not an http(s) URL: `-K")
+            && run.stderr.contains("refusing to send the bearer there"),
+        "{}",
+        run.stderr
+    );
+}
