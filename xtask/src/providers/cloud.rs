@@ -268,7 +268,9 @@ impl<'a> Cloud<'a> {
         // From here on the provider's state is in flux: no record until `up` succeeds.
         state::forget_applied(dir)?;
         let up = self.spawn(&recipe, &intended, Action::Up, self.stdout())?;
-        if up.code != 0 {
+        // Interrupted: never "ok", whatever the recipe's code (it may trap the signal
+        // and exit 0).
+        if up.code != 0 || spawn::interrupted() {
             return Err(self.failed(
                 Action::Up,
                 up.code,
@@ -421,7 +423,7 @@ impl<'a> Cloud<'a> {
         let (recipe, intended) = self.current()?;
         let finished =
             self.spawn_with(&recipe, &intended, Action::Down, Stdout::Progress, purge)?;
-        if finished.code != 0 {
+        if finished.code != 0 || spawn::interrupted() {
             return Err(self.failed(Action::Down, finished.code, ""));
         }
         let was_applied = state::last_applied(dir).is_some();

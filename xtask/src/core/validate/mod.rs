@@ -158,6 +158,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
     let mut diagnostics: Vec<Diagnostic> = p.errors.into_iter().map(|(_, d)| d).collect();
     let valid = diagnostics.is_empty();
     diagnostics.extend(p.warnings);
+    let diagnostics = crate::core::diagnostic::cap_repeated(diagnostics);
     let props = provider_props::values(&view);
     let deployment = valid.then(|| Deployment {
         props,
@@ -171,21 +172,32 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
 
 /// Unknown keys: warned, with a did-you-mean, never silently dropped.
 fn warn_unknown_keys(drawer: &Drawer, p: &mut Problems) {
+    let mut unknown = 0;
     for prop in &drawer.properties {
         if KNOWN_KEYS.contains(&prop.key.as_str()) || is_credential_key(&prop.key) {
             continue;
         }
+        unknown += 1;
+        // Only the warnings shown get a guess (the rest are counted, SPEC §18); a
+        // length far from a known key's is no typo of it.
         let guess = KNOWN_KEYS
             .iter()
+            .filter(|_| unknown <= crate::core::diagnostic::SHOWN_PER_KIND)
+            .filter(|k| prop.key.len().abs_diff(k.len()) <= 2.max(k.len() / 3))
             .map(|k| (strsim::damerau_levenshtein(&prop.key, k), *k))
             .filter(|(d, k)| *d <= 2.max(k.len() / 3))
             .min()
             .map(|(_, k)| format!(" — did you mean `{k}`?"))
             .unwrap_or_default();
-        p.warnings.push(Diagnostic::warning(
-            prop.line,
-            format!("unknown key `{}` is ignored{guess}", prop.key),
-        ));
+        // Never excerpted: an unknown key may hold a credential under a name the
+        // heuristic misses.
+        p.warnings.push(
+            Diagnostic::warning(
+                prop.line,
+                format!("unknown key `{}` is ignored{guess}", prop.key),
+            )
+            .sensitive(),
+        );
     }
 }
 
