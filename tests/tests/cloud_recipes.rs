@@ -235,6 +235,8 @@ fn nothing_outside_the_allowlist_reaches_a_recipe() {
         "WB_PORT",
         "WB_REGION",
         "WB_SECRET_KEYS",
+        "WB_DEPLOYMENT_ID",
+        "WB_ENV_DIGEST",
         "WB_ENGINE_KEYS",
         "WB_FLY_TOML",
         "UPDATE",
@@ -352,6 +354,7 @@ fn the_spine_exits_2_on_an_unknown_action() {
         artifacts: &[],
         passthrough: &[],
         purge: false,
+        env_digest: "",
     };
     let caller = xtask::edge::Vars::new([
         ("PATH".into(), "/usr/bin:/bin".into()),

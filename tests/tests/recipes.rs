@@ -1024,12 +1024,10 @@ fn status_logs_and_url_read_without_changing_anything() {
     }
     let fx = Fixture::new();
     let run = fx.run("status");
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("Error: failed to get app: Could not find App"),
-        "{}",
-        run.stderr
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        "state: {\"present\": false, \"image\": null, \"instances\": 0, \"regions\": []}\n"
     );
 
     fx.run("up").expect_code(0);
@@ -1043,7 +1041,12 @@ fn status_logs_and_url_read_without_changing_anything() {
         "{}",
         run.stdout
     );
-    assert_eq!(fx.argv_of("status"), ["status", "-a", APP]);
+    let seen = xtask::providers::state_line::parse(&run.stdout)
+        .unwrap()
+        .expect("a state: line");
+    assert!(seen.present && seen.instances == 1, "{seen:?}");
+    assert_eq!(seen.regions, [REGION]);
+    assert_eq!(fx.argv_of("status"), ["status", "-a", APP, "--json"]);
 
     let run = fx.run("logs");
     run.expect_code(0);
@@ -1058,7 +1061,7 @@ fn status_logs_and_url_read_without_changing_anything() {
     run.expect_code(0);
     assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
 
-    assert_eq!(fx.commands()[before..], ["status", "logs"]);
+    assert_eq!(fx.commands()[before..], ["status", "status", "status", "logs"]);
     assert!(fx.calls()[before..].iter().all(|c| c["mutating"] == false));
     assert_eq!(fx.state(), state, "a read-only action changed the platform");
 }

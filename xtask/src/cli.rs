@@ -93,6 +93,9 @@ pub enum SecretsAction {
     Generate {
         name: String,
     },
+    /// `stage`: the recipe's `secrets` action — the whole engine env stored with the
+    /// provider, no restart (cloud).
+    Stage,
 }
 
 impl Verb {
@@ -213,8 +216,8 @@ pub const VERBS: &[VerbInfo] = &[
     },
     VerbInfo {
         name: "secrets",
-        summary: "the deployment's secret store: set | generate | list | unset",
-        usage: "secrets set NAME [FILE]          value on stdin (keeps it out of shell history and ps)\n  secrets set NAME=VALUE [FILE]    value inline (visible in ps: prefer stdin)\n  secrets generate NAME [FILE]     32 random bytes, hex (e.g. WB_SIGNING_KEY)\n  secrets list [FILE]              names and where each comes from (store · env · unset)\n  secrets unset NAME [FILE]",
+        summary: "the deployment's secret store: set | generate | list | unset | stage",
+        usage: "secrets set NAME [FILE]          value on stdin (keeps it out of shell history and ps)\n  secrets set NAME=VALUE [FILE]    value inline (visible in ps: prefer stdin)\n  secrets generate NAME [FILE]     32 random bytes, hex (e.g. WB_SIGNING_KEY)\n  secrets list [FILE]              names and where each comes from (store · env · unset)\n  secrets unset NAME [FILE]\n  secrets stage [FILE]             store the whole engine env with the provider (cloud; no restart)",
         flags: &[],
         example: "secrets set STRIPE_API_KEY deployments/cloud-saas.org < key.txt",
         takes_file: true,
@@ -653,7 +656,7 @@ fn verb_args(
 fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {
     if rest.is_empty() {
         return Err(Error::Usage(
-            "`secrets` needs an action: set, generate, list or unset".into(),
+            "`secrets` needs an action: set, generate, list, unset or stage".into(),
         ));
     }
     let action = rest.remove(0);
@@ -680,12 +683,13 @@ fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {
         "generate" => SecretsAction::Generate { name: name()? },
         "unset" => SecretsAction::Unset { name: name()? },
         "list" => SecretsAction::List,
+        "stage" => SecretsAction::Stage,
         other => {
-            let hint = did_you_mean(other, ["set", "generate", "list", "unset"])
+            let hint = did_you_mean(other, ["set", "generate", "list", "unset", "stage"])
                 .map(|n| format!(" — did you mean `{n}`?"))
                 .unwrap_or_default();
             return Err(Error::Usage(format!(
-                "unknown secrets action `{other}`{hint} (set, generate, list or unset)"
+                "unknown secrets action `{other}`{hint} (set, generate, list, unset or stage)"
             )));
         }
     })

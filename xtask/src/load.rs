@@ -88,7 +88,7 @@ pub struct Inputs<'a> {
     pub id: Option<&'a str>,
     pub program: &'a str,
     pub deploy_env: &'a DeployEnv,
-    pub recipe_for: &'a dyn Fn(&str) -> Result<(), String>,
+    pub recipe_for: &'a dyn Fn(&str) -> Result<crate::core::contract::Contract, String>,
     pub require_secrets: bool,
 }
 
@@ -156,7 +156,7 @@ pub fn load(
     };
     let recipes = Recipes::from_edge(edge, &app_dir);
     let recipe_for = |p: &str| match &recipes {
-        Ok(r) if r.has(p) => Ok(()),
+        Ok(r) if r.has(p) => r.header(p).map(|h| h.contract),
         Ok(r) => Err(r.unknown(p)),
         Err(e) => Err(e.clone()),
     };

@@ -138,6 +138,9 @@ pub struct Deployment {
     pub profile: Option<String>,
     /// Names from `#+DEPLOY_SECRETS:`, in declaration order.
     pub secrets: Vec<String>,
+    /// The provider properties its recipe declares (`# wb-properties:`), in the recipe's
+    /// order, each with its drawer value (empty when unset): `WB_PROP_<KEY>`.
+    pub properties: Vec<(String, String)>,
 }
 
 impl Deployment {
@@ -162,6 +165,7 @@ impl Deployment {
             jwks_url: None,
             profile: None,
             secrets: Vec::new(),
+            properties: Vec::new(),
         }
     }
 

@@ -112,12 +112,15 @@ impl<'a> Cloud<'a> {
         for (artifact, text) in &intended.artifacts {
             files.push((*artifact, temp.write(artifact.file_name(), text)?));
         }
+        let salt = state::salt(self.paths.ensure()?)?;
+        let digest = plan::env_digest(&intended.env, &salt);
         let run = RecipeRun {
             action,
             providers_dir: &self.recipes.root,
             artifacts: &files,
             passthrough: &recipe.header.passthrough,
             purge,
+            env_digest: &digest,
         };
         let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
         let finished = spawn::run(&recipe.bootstrap, env, out)?;
@@ -235,7 +238,7 @@ impl<'a> Cloud<'a> {
                         bearer,
                     });
                 }
-                None => changes.push("re-create: the provider's status failed".into()),
+                None => changes.push("re-create: the provider's status failed or reported the app absent".into()),
             }
         } else {
             self.announce(force, from_source.as_deref(), &plan);
@@ -299,6 +302,15 @@ impl<'a> Cloud<'a> {
             ));
             return Ok(None);
         }
+        match super::state_line::parse(&probe.stdout) {
+            Ok(Some(state)) if !state.present => {
+                self.report
+                    .info("the provider's `status` reports the app absent; converging");
+                return Ok(None);
+            }
+            Ok(_) => {}
+            Err(why) => self.report.warn(&why),
+        }
         let url = self.url_of(recipe, intended)?;
         self.report.good(&format!(
             "unchanged — {} is as last applied; nothing to do",
@@ -339,6 +351,19 @@ impl<'a> Cloud<'a> {
             kept: lines("kept:"),
             destroyed: lines("destroyed:"),
         })
+    }
+
+    /// `secrets stage`: the recipe's `secrets` action, under the lock.
+    pub fn stage(&self) -> Result<(), Error> {
+        let dir = self.paths.ensure()?;
+        let _lock = FileLock::acquire(&self.paths.lock())?;
+        state::sweep_temp_files(dir);
+        let (recipe, intended) = self.current()?;
+        let finished = self.spawn(&recipe, &intended, Action::Secrets, Stdout::Progress)?;
+        if finished.code != 0 {
+            return Err(self.failed(Action::Secrets, finished.code, ""));
+        }
+        Ok(())
     }
 
     /// `status` and `logs`: the provider's own words, live; returned for `--json`.

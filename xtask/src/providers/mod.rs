@@ -8,3 +8,4 @@ pub mod header;
 pub mod resolve;
 pub mod sealed;
 pub mod spawn;
+pub mod state_line;

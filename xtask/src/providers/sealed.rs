@@ -75,6 +75,8 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_PORT",
     "WB_REGION",
     "WB_SECRET_KEYS",
+    "WB_DEPLOYMENT_ID",
+    "WB_ENV_DIGEST",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
     "UPDATE",
@@ -124,6 +126,8 @@ pub struct RecipeRun<'a> {
     pub purge: bool,
     /// Names from the recipe's `# wb-passthrough:` header.
     pub passthrough: &'a [String],
+    /// `WB_ENV_DIGEST`: the engine env's salted digest ([`crate::core::plan::env_digest`]).
+    pub env_digest: &'a str,
 }
 
 /// The complete environment of a recipe run, in order — nothing else reaches the
@@ -131,7 +135,9 @@ pub struct RecipeRun<'a> {
 /// everything else comes from the deployment and its engine env.
 ///
 /// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
-/// WB_REGION, WB_SECRET_KEYS, the engine env (each by name, in its order), WB_ENGINE_KEYS,
+/// WB_REGION, WB_SECRET_KEYS, WB_DEPLOYMENT_ID, WB_ENV_DIGEST, one `WB_PROP_<KEY>` per
+/// provider property the recipe declares (empty when the drawer leaves it unset), the
+/// engine env (each by name, in its order), WB_ENGINE_KEYS,
 /// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
 /// recipe's own passthroughs.
 /// Unset or empty caller values are left out, as are the deployment's absent optionals.
@@ -172,9 +178,15 @@ pub fn sealed_env(
         put(&mut env, "WB_REGION", region.into());
     }
     put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
+    put(&mut env, "WB_DEPLOYMENT_ID", d.id.clone().into());
+    put(&mut env, "WB_ENV_DIGEST", run.env_digest.into());
+    for (key, value) in &d.properties {
+        put(&mut env, &format!("WB_PROP_{key}"), value.into());
+    }
 
     let reserved = |name: &str| {
         KIT_INPUTS.contains(&name)
+            || name.starts_with("WB_PROP_")
             || GENERIC_PASSTHROUGH.contains(&name)
             || run.passthrough.iter().any(|p| p == name)
     };
