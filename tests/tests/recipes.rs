@@ -1061,7 +1061,10 @@ fn status_logs_and_url_read_without_changing_anything() {
     run.expect_code(0);
     assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
 
-    assert_eq!(fx.commands()[before..], ["status", "status", "status", "logs"]);
+    assert_eq!(
+        fx.commands()[before..],
+        ["status", "status", "status", "logs"]
+    );
     assert!(fx.calls()[before..].iter().all(|c| c["mutating"] == false));
     assert_eq!(fx.state(), state, "a read-only action changed the platform");
 }

@@ -70,6 +70,23 @@ pub enum Verb {
     Local,
     Secrets(SecretsAction),
     Fmt,
+    Recipe(RecipeAction),
+}
+
+/// `recipe new NAME` / `recipe check NAME` (SPEC §15, §18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipeAction {
+    New {
+        name: String,
+        dir: Option<String>,
+        force: bool,
+    },
+    Check {
+        name: String,
+        file: Option<String>,
+        doubles: Option<String>,
+        live: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +240,14 @@ pub const VERBS: &[VerbInfo] = &[
         takes_file: true,
     },
     VerbInfo {
+        name: "recipe",
+        summary: "write a provider recipe (new) or prove one against the contract (check)",
+        usage: "recipe new NAME [--dir DIR] [--force]\n  recipe check NAME [--file F] [--doubles DIR | --live]",
+        flags: &["--dir", "--force", "--file", "--doubles", "--live"],
+        example: "recipe check fly --doubles tests/doubles/bin",
+        takes_file: false,
+    },
+    VerbInfo {
         name: "fmt",
         summary: "move `#+DEPLOY_*` keyword lines into the drawer (--migrate)",
         usage: "fmt --migrate [FILE]",
@@ -252,6 +277,7 @@ impl VerbInfo {
             Verb::Local => "local",
             Verb::Secrets(_) => "secrets",
             Verb::Fmt => "fmt",
+            Verb::Recipe(_) => "recipe",
         };
         VerbInfo::find(name).expect("every verb has an entry")
     }
@@ -274,7 +300,8 @@ impl VerbInfo {
             self.name,
             self.summary,
             self.usage
-                .replace("\n  secrets", &format!("\n  {program} secrets")),
+                .replace("\n  secrets", &format!("\n  {program} secrets"))
+                .replace("\n  recipe", &format!("\n  {program} recipe")),
             flags.join("\n"),
             if self.example.starts_with("curl") {
                 self.example.to_string()
@@ -293,6 +320,10 @@ fn flag_help(flag: &str) -> &'static str {
         "--yes" => "confirm --purge (it cannot be undone)",
         "--json" => "one JSON object on stdout; human text stays on stderr",
         "--id" => "ID: pick one deployment among several drawers",
+        "--dir" => "DIR: where `recipe new` writes NAME/bootstrap.sh (default ./recipes)",
+        "--file" => "F: the deployment `recipe check` uses (default: one it synthesizes)",
+        "--doubles" => "DIR: test doubles of the recipe's CLIs, first on PATH",
+        "--live" => "run the real CLIs on PATH (a scratch account!), not doubles",
         _ => "this help",
     }
 }
@@ -430,6 +461,11 @@ struct Flags {
     purge: bool,
     yes: bool,
     id: Option<String>,
+    /// `recipe`'s flags.
+    dir: Option<String>,
+    file: Option<String>,
+    doubles: Option<String>,
+    live: bool,
     /// Flags given, for checking them against the verb.
     given: Vec<&'static str>,
 }
@@ -463,6 +499,21 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             Arg::Long("yes") => {
                 flags.yes = true;
                 flags.given.push("--yes");
+            }
+            Arg::Long(flag @ ("dir" | "file" | "doubles")) => {
+                let flag = flag.to_string();
+                let value = parser.value().map_err(usage)?.string().map_err(usage)?;
+                let (slot, name) = match flag.as_str() {
+                    "dir" => (&mut flags.dir, "--dir"),
+                    "file" => (&mut flags.file, "--file"),
+                    _ => (&mut flags.doubles, "--doubles"),
+                };
+                *slot = Some(value);
+                flags.given.push(name);
+            }
+            Arg::Long("live") => {
+                flags.live = true;
+                flags.given.push("--live");
             }
             Arg::Long("id") => {
                 let id = parser.value().map_err(usage)?.string().map_err(usage)?;
@@ -545,6 +596,10 @@ pub const FLAGS: &[&str] = &[
     "--id",
     "--force",
     "--migrate",
+    "--dir",
+    "--file",
+    "--doubles",
+    "--live",
     "--help",
     "--version",
 ];
@@ -609,6 +664,7 @@ fn verb_args(
             })
         }
         "secrets" => Verb::Secrets(secrets_action(&mut rest)?),
+        "recipe" => Verb::Recipe(recipe_action(&mut rest, flags)?),
         "validate" => Verb::Validate,
         "plan" => Verb::Plan,
         "apply" => Verb::Apply { force: flags.force },
@@ -651,6 +707,59 @@ fn verb_args(
         )));
     }
     Ok((verb, rest.pop()))
+}
+
+fn recipe_action(rest: &mut Vec<String>, flags: &Flags) -> Result<RecipeAction, Error> {
+    let (action, name) = match rest.as_slice() {
+        [action, name, ..] => (action.clone(), name.clone()),
+        [action] if action == "new" || action == "check" => {
+            return Err(Error::Usage(format!("`recipe {action}` needs a NAME")));
+        }
+        _ => {
+            return Err(Error::Usage(
+                "`recipe` needs an action and a NAME: `recipe new NAME` or `recipe check NAME`"
+                    .into(),
+            ));
+        }
+    };
+    rest.drain(..2);
+    let only = |allowed: &[&str]| -> Result<(), Error> {
+        match flags
+            .given
+            .iter()
+            .find(|f| !allowed.contains(f) && **f != "--json")
+        {
+            Some(f) => Err(Error::Usage(format!("`recipe {action}` takes no `{f}`"))),
+            None => Ok(()),
+        }
+    };
+    match action.as_str() {
+        "new" => {
+            only(&["--dir", "--force"])?;
+            Ok(RecipeAction::New {
+                name,
+                dir: flags.dir.clone(),
+                force: flags.force,
+            })
+        }
+        "check" => {
+            only(&["--file", "--doubles", "--live"])?;
+            if flags.live && flags.doubles.is_some() {
+                return Err(Error::Usage(
+                    "`--doubles` and `--live` exclude each other: doubles, or the real CLIs".into(),
+                ));
+            }
+            Ok(RecipeAction::Check {
+                name,
+                file: flags.file.clone(),
+                doubles: flags.doubles.clone(),
+                live: flags.live,
+            })
+        }
+        other => Err(Error::Usage(format!(
+            "unknown recipe action `{other}` (new or check)"
+        ))),
+    }
 }
 
 fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {

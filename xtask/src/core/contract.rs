@@ -190,7 +190,15 @@ mod tests {
     fn types_accept_what_they_say() {
         assert!(PropType::SshTarget.accepts("deploy@example.com"));
         assert!(PropType::SshTarget.accepts("root@127.0.0.1:2222"));
-        for bad in ["example.com", "@h", "u@", "u@h:0", "u@h:99999", "u@h p", "-u@h"] {
+        for bad in [
+            "example.com",
+            "@h",
+            "u@",
+            "u@h:0",
+            "u@h:99999",
+            "u@h p",
+            "-u@h",
+        ] {
             assert!(!PropType::SshTarget.accepts(bad), "{bad}");
         }
         assert!(PropType::Port.accepts("4000"));

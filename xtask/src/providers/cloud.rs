@@ -238,7 +238,9 @@ impl<'a> Cloud<'a> {
                         bearer,
                     });
                 }
-                None => changes.push("re-create: the provider's status failed or reported the app absent".into()),
+                None => changes.push(
+                    "re-create: the provider's status failed or reported the app absent".into(),
+                ),
             }
         } else {
             self.announce(force, from_source.as_deref(), &plan);

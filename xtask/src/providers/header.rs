@@ -93,7 +93,8 @@ pub fn scan(script: &str, provider: &str) -> Result<Header, String> {
             "wb-supports" => {
                 for word in words.split_whitespace() {
                     if !contract::SUPPORTABLE.iter().any(|(k, _)| *k == word) {
-                        let known: Vec<&str> = contract::SUPPORTABLE.iter().map(|(k, _)| *k).collect();
+                        let known: Vec<&str> =
+                            contract::SUPPORTABLE.iter().map(|(k, _)| *k).collect();
                         header.warnings.push(format!(
                             "the recipe's `# wb-supports:` line (line {at}) names `{word}`, which is not an optional kit key ({}) — ignored",
                             known.join(" ")
@@ -239,7 +240,10 @@ mod tests {
         assert_eq!(h.contract.supports, ["SIZE"]);
         assert_eq!(h.readonly.len(), 2);
         let twice = scan("# wb-properties: HOST\n# wb-properties: HOST\n", "x").unwrap_err();
-        assert!(twice.contains("line 2") && twice.contains("`HOST` twice"), "{twice}");
+        assert!(
+            twice.contains("line 2") && twice.contains("`HOST` twice"),
+            "{twice}"
+        );
         assert!(scan("# wb-properties: host\n", "x").is_err());
         assert!(scan("# wb-properties: APP\n", "x").is_err());
         assert!(scan("# wb-properties: X:colour\n", "x").is_err());

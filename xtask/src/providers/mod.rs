@@ -3,9 +3,11 @@
 //! ([`spawn`]), and converging a deployment through one ([`cloud`]). Nothing here
 //! prints or builds JSON: results are typed, words go through a [`crate::report::Report`].
 
+pub mod check;
 pub mod cloud;
 pub mod header;
 pub mod resolve;
+pub mod scaffold;
 pub mod sealed;
 pub mod spawn;
 pub mod state_line;

@@ -26,6 +26,15 @@ impl SealedEnv {
         self.0.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// Replaces (or adds) one variable: `recipe check` points PATH at its recording
+    /// wrappers and sends an action the kit's closed enum cannot.
+    pub fn set(&mut self, name: &str, value: OsString) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+    }
+
     /// A duct expression for `program args…` with exactly this environment.
     pub fn into_expression(self, program: &str, args: &[&OsStr]) -> duct::Expression {
         duct::cmd(program, args).full_env(self.0)

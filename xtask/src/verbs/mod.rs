@@ -28,6 +28,7 @@ pub mod down;
 pub mod fmt;
 pub mod init;
 pub mod plan;
+pub mod recipe;
 pub mod secrets;
 pub mod show;
 pub mod validate_file;
@@ -103,6 +104,7 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
         Verb::Init(args) => return init::run(cx, args, file),
         Verb::Doctor => return doctor::run(cx),
         Verb::Local => return apply::zero_config(cx),
+        Verb::Recipe(action) => return recipe::run(cx, action),
         _ => {}
     }
     let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;

@@ -169,10 +169,7 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
 fn warn_unknown_keys(drawer: &Drawer, contract: Option<&Contract>, p: &mut Problems) {
     for prop in &drawer.properties {
         let provider_key = contract.is_some_and(|c| c.property(&prop.key).is_some());
-        if KNOWN_KEYS.contains(&prop.key.as_str())
-            || is_credential_key(&prop.key)
-            || provider_key
-        {
+        if KNOWN_KEYS.contains(&prop.key.as_str()) || is_credential_key(&prop.key) || provider_key {
             continue;
         }
         let guess = KNOWN_KEYS
