@@ -470,6 +470,36 @@ struct Flags {
     given: Vec<&'static str>,
 }
 
+/// The switches: `--force`, `--migrate`, `--purge`, `--yes`.
+fn switch_flag(flags: &mut Flags, flag: &str) {
+    let (slot, name) = match flag {
+        "force" => (&mut flags.force, "--force"),
+        "migrate" => (&mut flags.migrate, "--migrate"),
+        "purge" => (&mut flags.purge, "--purge"),
+        _ => (&mut flags.yes, "--yes"),
+    };
+    *slot = true;
+    flags.given.push(name);
+}
+
+/// `recipe`'s flags: `--dir DIR`, `--file F`, `--doubles DIR`, `--live`.
+fn recipe_flag(parser: &mut Parser, flags: &mut Flags, flag: &str) -> Result<(), Error> {
+    if flag == "live" {
+        flags.live = true;
+        flags.given.push("--live");
+        return Ok(());
+    }
+    let value = parser.value().map_err(usage)?.string().map_err(usage)?;
+    let (slot, name) = match flag {
+        "dir" => (&mut flags.dir, "--dir"),
+        "file" => (&mut flags.file, "--file"),
+        _ => (&mut flags.doubles, "--doubles"),
+    };
+    *slot = Some(value);
+    flags.given.push(name);
+    Ok(())
+}
+
 fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
     let mut parser = Parser::from_args(args);
     let mut flags = Flags::default();
@@ -484,36 +514,13 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
                 }
                 flags.json = true;
             }
-            Arg::Long("force") => {
-                flags.force = true;
-                flags.given.push("--force");
-            }
-            Arg::Long("migrate") => {
-                flags.migrate = true;
-                flags.given.push("--migrate");
-            }
-            Arg::Long("purge") => {
-                flags.purge = true;
-                flags.given.push("--purge");
-            }
-            Arg::Long("yes") => {
-                flags.yes = true;
-                flags.given.push("--yes");
-            }
-            Arg::Long(flag @ ("dir" | "file" | "doubles")) => {
+            Arg::Long(flag @ ("force" | "migrate" | "purge" | "yes")) => {
                 let flag = flag.to_string();
-                let value = parser.value().map_err(usage)?.string().map_err(usage)?;
-                let (slot, name) = match flag.as_str() {
-                    "dir" => (&mut flags.dir, "--dir"),
-                    "file" => (&mut flags.file, "--file"),
-                    _ => (&mut flags.doubles, "--doubles"),
-                };
-                *slot = Some(value);
-                flags.given.push(name);
+                switch_flag(&mut flags, &flag);
             }
-            Arg::Long("live") => {
-                flags.live = true;
-                flags.given.push("--live");
+            Arg::Long(flag @ ("dir" | "file" | "doubles" | "live")) => {
+                let flag = flag.to_string();
+                recipe_flag(&mut parser, &mut flags, &flag)?;
             }
             Arg::Long("id") => {
                 let id = parser.value().map_err(usage)?.string().map_err(usage)?;

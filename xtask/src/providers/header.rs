@@ -63,26 +63,7 @@ pub fn scan(script: &str, provider: &str) -> Result<Header, String> {
         }
         let fail = |why: String| format!("line {at}: {why}");
         match directive {
-            "wb-properties" => {
-                for word in words.split_whitespace() {
-                    let (name, ty) = match word.split_once(':') {
-                        Some((name, ty)) => (name, PropType::parse(ty).ok_or_else(|| {
-                            let known: Vec<&str> = PropType::ALL.iter().map(|t| t.name()).collect();
-                            fail(format!("the recipe's `# wb-properties:` line gives `{name}` the type `{ty}`, which is not one of: {}", known.join(", ")))
-                        })?),
-                        None => (word, PropType::String),
-                    };
-                    if let Some(why) = contract::property_name_problem(name) {
-                        return Err(fail(format!("the recipe's `# wb-properties:` line: {why}")));
-                    }
-                    if header.contract.property(name).is_some() {
-                        return Err(fail(format!(
-                            "the recipe's `# wb-properties:` lines declare `{name}` twice — declare each property once"
-                        )));
-                    }
-                    header.contract.properties.push((name.to_string(), ty));
-                }
-            }
+            "wb-properties" => properties(words, &mut header.contract).map_err(fail)?,
             "wb-requires" => {
                 for word in words.split_whitespace() {
                     if !header.contract.requires(word) {
@@ -166,6 +147,35 @@ impl Header {
             .find(|n| n.ends_with("_DOCKERFILE") && vars.is_set(n))
             .map(String::as_str)
     }
+}
+
+/// `# wb-properties: NAME[:type] …` into the contract: typed, named like a key, once.
+fn properties(words: &str, contract: &mut Contract) -> Result<(), String> {
+    for word in words.split_whitespace() {
+        let (name, ty) = match word.split_once(':') {
+            Some((name, ty)) => (
+                name,
+                PropType::parse(ty).ok_or_else(|| {
+                    let known: Vec<&str> = PropType::ALL.iter().map(|t| t.name()).collect();
+                    format!(
+                        "the recipe's `# wb-properties:` line gives `{name}` the type `{ty}`, which is not one of: {}",
+                        known.join(", ")
+                    )
+                })?,
+            ),
+            None => (word, PropType::String),
+        };
+        if let Some(why) = contract::property_name_problem(name) {
+            return Err(format!("the recipe's `# wb-properties:` line: {why}"));
+        }
+        if contract.property(name).is_some() {
+            return Err(format!(
+                "the recipe's `# wb-properties:` lines declare `{name}` twice — declare each property once"
+            ));
+        }
+        contract.properties.push((name.to_string(), ty));
+    }
+    Ok(())
 }
 
 fn check_passthrough(name: &str, provider: &str) -> Result<(), String> {
