@@ -189,7 +189,7 @@ fn the_fly_recipe_passes_against_the_flyctl_double() {
     assert_eq!(findings(&run), [], "{}", run.stderr);
     run.expect_code(0);
     let ran = run.json()["ran"].as_array().unwrap().len();
-    assert_eq!(ran, 11, "{}", run.stdout);
+    assert_eq!(ran, 12, "{}", run.stdout);
 }
 
 #[test]

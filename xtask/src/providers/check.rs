@@ -104,7 +104,7 @@ impl Check<'_> {
             .map_err(|e| format!("cannot read {}: {e}", bootstrap.display()))?;
         self.guard_clis(&header)?;
         let d = match &self.deployment {
-            Some(d) => d.clone(),
+            Some(d) => scratch_app(d),
             None => synthesize(self.edge, self.name, &header.contract)?,
         };
         let deploy_env = canaries(&d)?;
@@ -128,6 +128,7 @@ impl Check<'_> {
         if bench.findings.is_empty() {
             bench.lifecycle()?;
         }
+        bench.purge()?;
         bench.canaries_in_argv();
         bench.canaries_in_output();
         Ok(Checked {
@@ -319,6 +320,14 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// Leaves nothing behind: `down` with `WB_PURGE=1` (not judged).
+    fn purge(&mut self) -> Result<(), String> {
+        let mut env = self.env(Action::Down)?;
+        env.set("WB_PURGE", "1".into());
+        self.run("down --purge (cleanup)", env)?;
+        Ok(())
+    }
+
     fn judge_absent(&mut self, ran: &Ran) {
         if !ran.ok() {
             return;
@@ -470,6 +479,17 @@ pub fn hook_findings(text: &str) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// The `--file` deployment with its own app: `<APP>-check`, so the check starts from an
+/// absent app and never touches the deployment's real one.
+fn scratch_app(d: &Deployment) -> Deployment {
+    let mut d = d.clone();
+    let app = d.app.as_deref().unwrap_or("wb");
+    let keep = app.len().min(63 - "-check".len());
+    d.app = Some(format!("{}-check", app[..keep].trim_end_matches('-')));
+    d.id = format!("{}-check", d.id);
+    d
 }
 
 /// A deployment satisfying the recipe's `wb-requires`, for a check without `--file`
