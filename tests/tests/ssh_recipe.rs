@@ -45,9 +45,13 @@ fn sh(cmd: &str) -> bool {
 /// sshd, ssh, a reachable dockerd and the engine image in it (loaded from podman when
 /// only podman has it).
 fn ready() -> bool {
-    if !required("/usr/sbin/sshd (openssh-server)", Path::new("/usr/sbin/sshd").is_file())
-        || !required("ssh and ssh-keygen", sh("command -v ssh && command -v ssh-keygen"))
-        || !required("a running dockerd (docker info)", sh("docker info"))
+    if !required(
+        "/usr/sbin/sshd (openssh-server)",
+        Path::new("/usr/sbin/sshd").is_file(),
+    ) || !required(
+        "ssh and ssh-keygen",
+        sh("command -v ssh && command -v ssh-keygen"),
+    ) || !required("a running dockerd (docker info)", sh("docker info"))
     {
         return false;
     }
@@ -204,10 +208,16 @@ fn the_ssh_recipe_deploys_over_a_real_sshd_onto_a_real_dockerd() {
         .display()
         .to_string();
     sb.set("SSH_CANARY", canary.clone());
-    sb.set("WB_PROVIDERS_DIR", repo_root().join("recipes").display().to_string());
+    sb.set(
+        "WB_PROVIDERS_DIR",
+        repo_root().join("recipes").display().to_string(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_argv(stop.clone());
-    let cleanup = Cleanup { sb: &sb, file: file.clone() };
+    let cleanup = Cleanup {
+        sb: &sb,
+        file: file.clone(),
+    };
 
     let run = sb.deploy(&["apply", &file]);
     run.expect_code(0);
@@ -221,7 +231,10 @@ fn the_ssh_recipe_deploys_over_a_real_sshd_onto_a_real_dockerd() {
     let verify = sb.deploy(&["verify", &file]);
     verify.expect_code(0);
     let book = workbook_bytes();
-    assert_eq!(http("PUT", publish, "/workbooks/keep.wb", &token, &book).0, 201);
+    assert_eq!(
+        http("PUT", publish, "/workbooks/keep.wb", &token, &book).0,
+        201
+    );
 
     let down = sb.deploy(&["down", &file]);
     down.expect_code(0);
@@ -247,16 +260,30 @@ fn the_ssh_recipe_deploys_over_a_real_sshd_onto_a_real_dockerd() {
     };
     let before = id(&app);
     sb.deploy(&["apply", &file, "--force"]).expect_code(0);
-    assert_eq!(id(&app), before, "an unchanged image and env replaced the container");
+    assert_eq!(
+        id(&app),
+        before,
+        "an unchanged image and env replaced the container"
+    );
 
     sb.deploy(&["down", &file]).expect_code(0);
-    let check = sb.deploy(&["recipe", "check", "ssh", "--live", "--file", &file, "--json"]);
-    assert_eq!(check.json()["findings"], serde_json::json!([]), "{}", check.stderr);
+    let check = sb.deploy(&[
+        "recipe", "check", "ssh", "--live", "--file", &file, "--json",
+    ]);
+    assert_eq!(
+        check.json()["findings"],
+        serde_json::json!([]),
+        "{}",
+        check.stderr
+    );
     check.expect_code(0);
 
     stop.store(true, Ordering::SeqCst);
     let seen = sampler.join().unwrap();
-    assert!(seen.iter().any(|c| c.contains("docker run -d --name")), "the sampler saw the host side");
+    assert!(
+        seen.iter().any(|c| c.contains("docker run -d --name")),
+        "the sampler saw the host side"
+    );
     for line in &seen {
         assert!(
             !line.contains(&canary) && !line.contains(&token),
@@ -281,7 +308,10 @@ impl Drop for Cleanup<'_> {
 #[test]
 fn a_bad_host_and_a_prompting_ssh_are_refused_with_what_to_do() {
     let mut sb = Sandbox::new();
-    sb.set("WB_PROVIDERS_DIR", repo_root().join("recipes").display().to_string());
+    sb.set(
+        "WB_PROVIDERS_DIR",
+        repo_root().join("recipes").display().to_string(),
+    );
     let file = sb
         .write(
             "work/bad.org",
@@ -317,7 +347,8 @@ fn a_bad_host_and_a_prompting_ssh_are_refused_with_what_to_do() {
     run.expect_code(255);
     assert!(run.stderr.contains("Connection refused"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("ssh runs with BatchMode=yes and never prompts"),
+        run.stderr
+            .contains("ssh runs with BatchMode=yes and never prompts"),
         "{}",
         run.stderr
     );
