@@ -146,7 +146,7 @@ set -euo pipefail
 source "$WB_PROVIDERS_DIR/_recipe.sh"
 WB_RECIPE_PLACE=toy
 provider_ensure_app() { mkdir -p "$HOME/toy"; }
-provider_set_secrets() { :; }
+provider_set_secrets() { echo "$WB_RECIPE_ACTION" >>"$HOME/toy/staged"; }
 provider_attach_volume() { :; }
 provider_deploy_image() {
   printf '%s %s %s\n' "$WB_PROP_DOMAIN" "$WB_DEPLOYMENT_ID" "${#WB_ENV_DIGEST}" >>"$HOME/toy/ups"
@@ -188,4 +188,16 @@ wb_recipe_run
     );
     let ups = std::fs::read_to_string(sb.home().join("toy/ups")).unwrap();
     assert_eq!(ups, "a.example toy 64\nb.example toy 64\n");
+
+    // `secrets stage` runs the recipe's `secrets` action: ensure_app + set_secrets only.
+    let stage = sb.deploy(&["secrets", "stage", &file, "--json"]);
+    stage.expect_code(0);
+    assert_eq!(stage.json()["verb"], "secrets");
+    let staged = std::fs::read_to_string(sb.home().join("toy/staged")).unwrap();
+    assert_eq!(staged, "up\nup\nsecrets\n");
+    assert_eq!(
+        std::fs::read_to_string(sb.home().join("toy/ups")).unwrap(),
+        ups,
+        "staging deploys nothing"
+    );
 }

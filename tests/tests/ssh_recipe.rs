@@ -7,7 +7,6 @@
 //! or dockerd a failure.
 
 #[path = "local_support/mod.rs"]
-#[allow(dead_code)]
 mod local_support;
 
 use std::collections::BTreeSet;
