@@ -265,6 +265,21 @@ fn the_ssh_recipe_deploys_over_a_real_sshd_onto_a_real_dockerd() {
         "an unchanged image and env replaced the container"
     );
 
+    // Without the throwaway config, ssh would have to ask about an unknown host key:
+    // BatchMode makes it fail at once with its own message, and the recipe says what to do.
+    let config = sb.home().join(".ssh/config");
+    std::fs::rename(&config, sb.home().join(".ssh/config.off")).unwrap();
+    let prompt = sb.deploy(&["status", &file]);
+    std::fs::rename(sb.home().join(".ssh/config.off"), &config).unwrap();
+    prompt.expect_code(255);
+    assert!(
+        prompt.stderr.contains("Host key verification failed")
+            || prompt.stderr.contains("Permission denied"),
+        "{}",
+        prompt.stderr
+    );
+    assert!(prompt.stderr.contains("never prompts"), "{}", prompt.stderr);
+
     sb.deploy(&["down", &file]).expect_code(0);
     let check = sb.deploy(&[
         "recipe", "check", "ssh", "--live", "--file", &file, "--json",
@@ -342,6 +357,28 @@ fn a_bad_host_and_a_prompting_ssh_are_refused_with_what_to_do() {
         )
         .display()
         .to_string();
+    // A value docker's env file cannot carry is refused by name before any ssh call.
+    sb.set("MULTI", "line one\nline two");
+    let multi = sb
+        .write(
+            "work/multi.org",
+            &format!(
+                "* d :deployment:\n:PROPERTIES:\n:ENGINE_PLACE: cloud\n:PROVIDER: ssh\n:APP: wb-multi\n:HOST: root@127.0.0.1:{}\n:END:\n#+DEPLOY_SECRETS: MULTI\n",
+                free_port()
+            ),
+        )
+        .display()
+        .to_string();
+    let run = sb.deploy(&["apply", &multi]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("MULTI holds a line break; docker --env-file carries one line per variable"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("line two") && !run.stderr.contains("Connection refused"));
+
     let run = sb.deploy(&["apply", &file]);
     run.expect_code(255);
     assert!(run.stderr.contains("Connection refused"), "{}", run.stderr);
