@@ -55,7 +55,18 @@ fn ready() -> bool {
         return false;
     }
     if !sh(&format!("docker image inspect {IMAGE}")) {
-        sh(&format!("podman save {IMAGE} | docker load"));
+        // Built by the kit itself, with docker (as CI does on a fresh machine).
+        let built = Command::new(wb_tests::kit_bin())
+            .args(["engine", "image"])
+            .current_dir(repo_root())
+            .env("WB_VMM_BACKEND", "docker")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !built {
+            sh(&format!("podman save {IMAGE} | docker load"));
+        }
     }
     required(
         &format!("the engine image {IMAGE} in docker (cargo xtask engine image)"),
