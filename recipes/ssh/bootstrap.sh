@@ -21,10 +21,8 @@ WB_RECIPE_PLACE=ssh
 if [[ ! ${WB_PROP_HOST:-} =~ ^([A-Za-z0-9._][A-Za-z0-9._-]*)@([A-Za-z0-9.-]+)(:([0-9]+))?$ ]]; then
   wb_die "HOST must be user@host[:port] (got '${WB_PROP_HOST:-}')"
 fi
-SSH_LOGIN=${BASH_REMATCH[1]}@${BASH_REMATCH[2]} SSH_HOST=${BASH_REMATCH[2]}
-SSH_PORT=${BASH_REMATCH[4]:-22}
-PUBLISH=${WB_PROP_PUBLISH:-4000}
-NAME=${WB_APP_NAME:?} VOLUME=${WB_APP_NAME}-data ENV_FILE=.wb/${WB_APP_NAME}.env
+SSH_LOGIN=${BASH_REMATCH[1]}@${BASH_REMATCH[2]} SSH_HOST=${BASH_REMATCH[2]} SSH_PORT=${BASH_REMATCH[4]:-22}
+NAME=${WB_APP_NAME:?} VOLUME=${WB_APP_NAME}-data ENV_FILE=.wb/${WB_APP_NAME}.env PUBLISH=${WB_PROP_PUBLISH:-4000}
 
 # _q VALUE: VALUE single-quoted for the host's POSIX shell.
 _q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
@@ -67,9 +65,7 @@ provider_set_secrets() {
   done | _ssh "umask 077 && mkdir -p .wb && cat >$(_q "$ENV_FILE.tmp") && chmod 600 $(_q "$ENV_FILE.tmp") && mv $(_q "$ENV_FILE.tmp") $(_q "$ENV_FILE")"
 }
 
-provider_attach_volume() {
-  _ssh "docker volume create $(_q "$VOLUME") >/dev/null"
-}
+provider_attach_volume() { _ssh "docker volume create $(_q "$VOLUME") >/dev/null"; }
 
 # Replaced only when the image or the env digest changed; else started if stopped.
 provider_deploy_image() {
@@ -124,8 +120,6 @@ echo \"\$c|\$v\"")
   fi
 }
 
-provider_logs() {
-  _ssh "docker logs --tail 200 $(_q "$NAME") 2>&1"
-}
+provider_logs() { _ssh "docker logs --tail 200 $(_q "$NAME") 2>&1"; }
 
 wb_recipe_run
