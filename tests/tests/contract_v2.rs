@@ -154,7 +154,12 @@ provider_deploy_image() {
 provider_public_url() { printf 'https://%s\n' "$WB_PROP_DOMAIN"; }
 provider_down() { :; }
 provider_status() {
-  echo 'state: {"present": true, "image": null, "instances": 1, "regions": []}'
+  if [[ -f $HOME/toy/status-fails ]]; then echo "not logged in" >&2; return 3; fi
+  if [[ ! -f $HOME/toy/ups ]]; then
+    echo 'state: {"present": false, "image": null, "instances": 0, "regions": []}'
+  else
+    echo 'state: {"present": true, "image": null, "instances": 1, "regions": []}'
+  fi
 }
 provider_logs() { :; }
 wb_recipe_run
@@ -199,5 +204,33 @@ wb_recipe_run
         std::fs::read_to_string(sb.home().join("toy/ups")).unwrap(),
         ups,
         "staging deploys nothing"
+    );
+
+    // A failing `status` could not tell: apply fails with its code and changes nothing.
+    std::fs::write(sb.home().join("toy/status-fails"), "").unwrap();
+    let failed = sb.deploy(&["apply", &file]);
+    failed.expect_code(3);
+    assert!(
+        failed.stderr.contains(
+            "the toy recipe's `status` failed (exit 3) — it could not tell whether the app exists"
+        ),
+        "{}",
+        failed.stderr
+    );
+    std::fs::remove_file(sb.home().join("toy/status-fails")).unwrap();
+    // `status` reporting the app absent makes an unchanged deployment converge.
+    std::fs::remove_file(sb.home().join("toy/ups")).unwrap();
+    let converged = sb.deploy(&["apply", &file]);
+    converged.expect_code(0);
+    assert!(
+        converged
+            .stderr
+            .contains("reports the app absent; converging"),
+        "{}",
+        converged.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.home().join("toy/ups")).unwrap(),
+        "b.example toy 64\n"
     );
 }

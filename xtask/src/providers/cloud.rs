@@ -291,18 +291,24 @@ impl<'a> Cloud<'a> {
     }
 
     /// An unchanged deployment: confirm the app still exists with a read-only probe.
-    /// `Some(url)` when it does; `None` when the probe failed (converge).
+    /// `Some(url)` when it does; `None` when `status` reports it absent (converge); a
+    /// failing `status` is an error.
     fn unchanged(&self, recipe: &Recipe, intended: &Intended) -> Result<Option<String>, Error> {
         let probe = self.spawn(recipe, intended, Action::Status, Stdout::Quiet)?;
         if spawn::interrupted() {
             return Err(self.failed(Action::Status, spawn::interrupted_code(), ""));
         }
         if probe.code != 0 {
-            self.report.info(&format!(
-                "the provider's `status` failed (exit {}) — the app may be gone; converging",
-                probe.code
+            // Contract v2 (SPEC §18): an absent app is `"present": false` with exit 0;
+            // a failing status could not tell (not logged in, network…), never "absent".
+            return Err(self.failed(
+                Action::Status,
+                probe.code,
+                &format!(
+                    " — it could not tell whether the app exists (not logged in? network?), so apply changed nothing; its stderr: {}",
+                    probe.stderr.trim_end()
+                ),
             ));
-            return Ok(None);
         }
         match super::state_line::parse(&probe.stdout) {
             Ok(Some(state)) if !state.present => {
