@@ -177,6 +177,44 @@ fn each_broken_recipe_produces_its_one_finding() {
     }
 }
 
+/// With `# wb-readonly:`, a second `up` that runs its CLI's `create` again is found,
+/// even when the state it reports does not change.
+#[test]
+fn a_create_on_the_second_up_is_not_idempotent() {
+    let sb = Sandbox::new();
+    sb.write("doubles/toyctl", "#!/bin/sh\nexit 0\n");
+    use std::os::unix::fs::PermissionsExt;
+    let double = sb.path().join("doubles/toyctl");
+    std::fs::set_permissions(&double, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = GOOD
+        .replace(
+            "# wb-requires: APP\n",
+            "# wb-requires: APP\n# wb-cli: toyctl\n# wb-readonly: toyctl status|toyctl logs\n",
+        )
+        .replace(
+            "provider_ensure_app() { mkdir -p \"$APPDIR\"; }",
+            "provider_ensure_app() {\n  toyctl apps create \"$WB_APP_NAME\"\n  mkdir -p \"$APPDIR\"\n}",
+        );
+    add(&sb, "creator", &text);
+    let doubles = sb.path().join("doubles").display().to_string();
+    let run = sb.deploy(&[
+        "recipe",
+        "check",
+        "creator",
+        "--doubles",
+        &doubles,
+        "--json",
+    ]);
+    assert_eq!(
+        findings(&run),
+        [(
+            "not-idempotent".to_string(),
+            "the second `up` ran `toyctl apps create …` — up twice must create nothing the second time (look before you create)".to_string()
+        )]
+    );
+    run.expect_code(1);
+}
+
 #[test]
 fn the_fly_recipe_passes_against_the_flyctl_double() {
     if !wb_tests::require_tool("python3") {

@@ -301,8 +301,10 @@ impl Bench<'_> {
         }
         self.judge_url("up", &up);
         let first = self.action("status (after up)", Action::Status)?.state();
+        let before = self.calls().len();
         let again = self.action("up (again)", Action::Up)?;
         self.judge_url("up (again)", &again);
+        self.judge_creates(before);
         let second = self.action("status (after the second up)", Action::Status)?;
         self.judge_idempotent(first, second.state());
         for (label, action) in [
@@ -326,6 +328,40 @@ impl Bench<'_> {
         env.set("WB_PURGE", "1".into());
         self.run("down --purge (cleanup)", env)?;
         Ok(())
+    }
+
+    /// Every call the wrappers recorded so far.
+    fn calls(&self) -> Vec<Vec<String>> {
+        parse_log(&std::fs::read(&self.log).unwrap_or_default())
+    }
+
+    /// With `# wb-readonly:` lines, a second `up` must not run a `create` of the recipe's
+    /// CLIs outside those read-only prefixes (the app, the volume… exist by then).
+    fn judge_creates(&mut self, before: usize) {
+        if self.header.readonly.is_empty() {
+            return;
+        }
+        let clis: Vec<&String> = self.header.cli.iter().flatten().collect();
+        let readonly = |argv: &[String]| {
+            self.header
+                .readonly
+                .iter()
+                .any(|p| argv.len() >= p.len() && argv[..p.len()] == p[..])
+        };
+        let creates: Vec<String> = self.calls()[before.min(self.calls().len())..]
+            .iter()
+            .filter(|argv| clis.contains(&&argv[0]) && !readonly(argv))
+            .filter(|argv| argv.iter().skip(1).any(|a| a == "create"))
+            .map(|argv| argv.iter().take(3).cloned().collect::<Vec<_>>().join(" "))
+            .collect();
+        if let Some(first) = creates.first() {
+            self.find(
+                "not-idempotent",
+                format!(
+                    "the second `up` ran `{first} …` — up twice must create nothing the second time (look before you create)"
+                ),
+            );
+        }
     }
 
     fn judge_absent(&mut self, ran: &Ran) {
