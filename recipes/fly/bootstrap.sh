@@ -3,6 +3,7 @@
 # wb-artifacts: fly-toml
 # wb-cli: flyctl|fly
 # wb-requires: APP REGION
+# wb-supports: SCALE REGIONS SIZE AUTO_STOP STRATEGY
 # wb-readonly: fly version|fly status|fly volumes list|fly secrets list|fly logs
 # wb-readonly: flyctl version|flyctl status|flyctl volumes list|flyctl secrets list|flyctl logs
 #
