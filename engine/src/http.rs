@@ -1,10 +1,9 @@
-//! Request handling: bearer auth, routing, the workbook API.
+//! Request handling: bearer auth, routing, the workbook API. The HTTP
+//! plumbing itself is in server.rs.
 
-use std::io::{Cursor, Read};
 use std::sync::Mutex;
 
-use tiny_http::{Header, Method, Request, Response};
-
+use crate::server::{Body, BodyError, Reply, Request};
 use crate::store::{Put, Store};
 
 /// Largest accepted workbook body.
@@ -15,29 +14,12 @@ pub struct Ctx {
     pub store: Mutex<Store>,
 }
 
-/// A response before it is handed to tiny_http.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: Option<&'static str>,
-    pub headers: Vec<(&'static str, &'static str)>,
-    pub body: Vec<u8>,
-}
-
 impl Reply {
-    fn new(status: u16) -> Reply {
-        Reply {
-            status,
-            content_type: None,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    fn text(status: u16, text: &str) -> Reply {
+    /// A text body without the trailing newline `text` adds.
+    fn text_exact(status: u16, text: &str) -> Reply {
         Reply {
             content_type: Some("text/plain; charset=utf-8"),
-            body: format!("{text}\n").into_bytes(),
+            body: text.as_bytes().to_vec(),
             ..Reply::new(status)
         }
     }
@@ -58,11 +40,6 @@ impl Reply {
         }
     }
 
-    fn with_header(mut self, name: &'static str, value: &'static str) -> Reply {
-        self.headers.push((name, value));
-        self
-    }
-
     fn unauthorized() -> Reply {
         Reply::text(401, "unauthorized").with_header("WWW-Authenticate", "Bearer")
     }
@@ -75,24 +52,6 @@ impl Reply {
         eprintln!("wb-engine: {context}: {err}");
         Reply::text(500, "internal error")
     }
-
-    fn into_response(self) -> Response<Cursor<Vec<u8>>> {
-        let mut response = Response::from_data(self.body)
-            .with_status_code(self.status)
-            // Always send Content-Length: a workbook is in memory anyway.
-            .with_chunked_threshold(usize::MAX);
-        if let Some(ct) = self.content_type {
-            response.add_header(header("Content-Type", ct));
-        }
-        for (name, value) in self.headers {
-            response.add_header(header(name, value));
-        }
-        response
-    }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
 }
 
 /// Compares in time that depends only on the expected token's length.
@@ -115,10 +74,8 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 
 fn authorized(request: &Request, token: &str) -> bool {
     request
-        .headers()
-        .iter()
-        .filter(|h| h.field.equiv("Authorization"))
-        .filter_map(|h| bearer_token(h.value.as_str()))
+        .header_values("Authorization")
+        .filter_map(bearer_token)
         .any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
 }
 
@@ -132,60 +89,34 @@ pub fn valid_name(name: &str) -> bool {
         && name != ".."
 }
 
-/// The path for routing and logging: no query string, no fragment.
-fn route_path(url: &str) -> &str {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    &url[..end]
-}
-
-/// A path made safe for a one-line log: printable ASCII only, bounded length.
-fn loggable(path: &str) -> String {
-    let mut out: String = path
-        .chars()
-        .take(200)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect();
-    if path.chars().count() > 200 {
-        out.push_str("...");
+/// Answers one request.
+pub fn handle(request: &Request, body: &mut Body<'_, '_>, ctx: &Ctx) -> Reply {
+    let method = request.method.as_str();
+    let path = request.path();
+    // The one unauthenticated path, for platform probes (Fly checks,
+    // Kubernetes probes) that cannot carry the bearer. It says only that the
+    // process serves HTTP: no registry check, no detail to leak.
+    if path == "/livez" {
+        return match method {
+            "GET" | "HEAD" => Reply::text_exact(200, "ok"),
+            _ => Reply::method_not_allowed("GET, HEAD"),
+        };
     }
-    out
-}
-
-/// Handles one request end to end: route, respond, log.
-pub fn handle(mut request: Request, ctx: &Ctx) {
-    let method = request.method().clone();
-    let path = route_path(request.url()).to_owned();
-    let reply = route(&mut request, &method, &path, ctx);
-    let status = reply.status;
-    if let Err(e) = request.respond(reply.into_response()) {
-        eprintln!(
-            "wb-engine: {method} {} {status} (send failed: {e})",
-            loggable(&path)
-        );
-    } else {
-        eprintln!("wb-engine: {method} {} {status}", loggable(&path));
-    }
-}
-
-fn route(request: &mut Request, method: &Method, path: &str, ctx: &Ctx) -> Reply {
     if !authorized(request, &ctx.token) {
         return Reply::unauthorized();
     }
     match path {
         "/health" => match method {
-            Method::Get | Method::Head => Reply::json(200, r#"{"status":"ok"}"#.to_owned()),
+            "GET" | "HEAD" => Reply::json(200, r#"{"status":"ok"}"#.to_owned()),
             _ => Reply::method_not_allowed("GET, HEAD"),
         },
         "/workbooks" => match method {
-            Method::Get | Method::Head => list(ctx),
+            "GET" | "HEAD" => list(ctx),
             _ => Reply::method_not_allowed("GET, HEAD"),
         },
         _ => match path.strip_prefix("/workbooks/") {
             Some(name) => {
-                if !matches!(
-                    method,
-                    Method::Get | Method::Head | Method::Put | Method::Delete
-                ) {
+                if !matches!(method, "GET" | "HEAD" | "PUT" | "DELETE") {
                     return Reply::method_not_allowed("GET, HEAD, PUT, DELETE");
                 }
                 if !valid_name(name) {
@@ -195,8 +126,8 @@ fn route(request: &mut Request, method: &Method, path: &str, ctx: &Ctx) -> Reply
                     );
                 }
                 match method {
-                    Method::Put => put(request, name, ctx),
-                    Method::Delete => delete(name, ctx),
+                    "PUT" => put(body, name, ctx),
+                    "DELETE" => delete(name, ctx),
                     _ => get(name, ctx),
                 }
             }
@@ -239,32 +170,32 @@ fn delete(name: &str, ctx: &Ctx) -> Reply {
     }
 }
 
-fn put(request: &mut Request, name: &str, ctx: &Ctx) -> Reply {
-    let declared = request.body_length();
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
-        return too_large();
-    }
-    // Read the body before taking the registry lock: a slow upload must not
-    // hold up other requests.
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    if let Err(e) = request
-        .as_reader()
-        .take(BODY_LIMIT as u64 + 1)
-        .read_to_end(&mut body)
-    {
-        return Reply::text(400, &format!("cannot read the request body: {e}"));
-    }
-    if body.len() > BODY_LIMIT {
-        return too_large();
-    }
-    if declared.is_some_and(|n| n != body.len()) {
-        return Reply::text(400, "request body shorter than its Content-Length");
-    }
+fn put(body: &mut Body<'_, '_>, name: &str, ctx: &Ctx) -> Reply {
+    // The body is read before the registry lock is taken (a slow upload
+    // must not hold up other requests), under the server's upload budget;
+    // the permit is kept until the bytes are stored.
+    let (bytes, permit) = match body.read_to_vec(BODY_LIMIT) {
+        Ok(read) => read,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Busy) => {
+            return Reply::text(
+                503,
+                "too many uploads in progress (WB_HTTP_UPLOAD_BUDGET_MIB); retry shortly",
+            )
+            .with_header("Retry-After", "1");
+        }
+        Err(BodyError::Timeout) => {
+            return Reply::text(408, "the request body stalled (WB_HTTP_BODY_TIMEOUT_MS)");
+        }
+        Err(BodyError::Bad(message)) => return Reply::text(400, &message),
+    };
     let stored = ctx
         .store
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .put(name, &body);
+        .put(name, &bytes);
+    drop(bytes);
+    drop(permit);
     match stored {
         Ok(Put::Created) => Reply::new(201),
         Ok(Put::Replaced) => Reply::new(204),
@@ -311,12 +242,5 @@ mod tests {
         assert!(!constant_time_eq(b"secret!", b"secret"));
         assert!(!constant_time_eq(b"secre", b"secret"));
         assert!(!constant_time_eq(b"", b"secret"));
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(route_path("/workbooks?x=1"), "/workbooks");
-        assert_eq!(route_path("/health#x"), "/health");
-        assert_eq!(loggable("/a\u{1b}b"), "/a?b");
     }
 }

@@ -3,6 +3,7 @@
 mod config;
 mod disco;
 mod http;
+mod server;
 mod store;
 
 use std::net::SocketAddr;
@@ -63,10 +64,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config, mut signals: Signals) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data)
-        .map_err(|e| format!("cannot create WB_DATA {}: {e}", config.data.display()))?;
-
+fn open_sqlite(config: &Config) -> Result<Store, String> {
     if let Some(path) = &config.registry
         && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
     {
@@ -77,10 +75,11 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
             )
         })?;
     }
-    let store = Store::open(config.registry.as_deref()).map_err(|e| match &config.registry {
-        Some(path) => format!("cannot open WB_REGISTRY {}: {e}", path.display()),
-        None => format!("cannot open the in-memory registry: {e}"),
-    })?;
+    let store =
+        Store::open_sqlite(config.registry.as_deref()).map_err(|e| match &config.registry {
+            Some(path) => format!("cannot open WB_REGISTRY {}: {e}", path.display()),
+            None => format!("cannot open the in-memory registry: {e}"),
+        })?;
     eprintln!(
         "wb-engine: registry {}",
         match &config.registry {
@@ -89,14 +88,42 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
         }
     );
 
+    Ok(store)
+}
+
+fn run(config: Config, mut signals: Signals) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| format!("cannot create WB_DATA {}: {e}", config.data.display()))?;
+
+    let store = match &config.database {
+        Some(db) => {
+            if config.registry.is_some() {
+                eprintln!("wb-engine: WB_DATABASE_URL is set, so WB_REGISTRY is not used");
+            }
+            // The DSN is never printed: the driver's message goes out with
+            // every spelling of the password (and the DSN itself) redacted.
+            let store = Store::open_postgres(db.config.clone()).map_err(|e| {
+                format!(
+                    "cannot use the PostgreSQL registry of WB_DATABASE_URL: {} \
+                     (check that the server is up and reachable, and the user, password \
+                     and database in WB_DATABASE_URL)",
+                    db.redact(&e.to_string())
+                )
+            })?;
+            eprintln!(
+                "wb-engine: registry PostgreSQL (WB_DATABASE_URL; shared with other engines on it)"
+            );
+            store
+        }
+        None => open_sqlite(&config)?,
+    };
+
     let addr = SocketAddr::new(config.bind, config.port);
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let server = server::Server::bind(addr, config.limits.clone())
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or("the listener has no IP address")?;
-    let server = Arc::new(server);
+        .local_addr()
+        .map_err(|e| format!("the listener has no address: {e}"))?;
 
     let runtime = disco::write(
         &config.disco,
@@ -113,7 +140,6 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
     })?;
 
     {
-        let server = Arc::clone(&server);
         let runtime = runtime.clone();
         thread::Builder::new()
             .name("signals".into())
@@ -125,8 +151,8 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
                         "SIGINT"
                     };
                     eprintln!("wb-engine: {name} received, shutting down");
+                    // The accept loop looks at this flag between polls.
                     SHUTTING_DOWN.store(true, Ordering::SeqCst);
-                    server.unblock();
                     // The main thread normally finishes first; if a request
                     // holds it up, leave anyway: SQLite commits are atomic.
                     thread::sleep(SHUTDOWN_GRACE);
@@ -153,26 +179,19 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
         store: Mutex::new(store),
     });
 
-    loop {
-        match server.recv() {
-            Ok(request) => {
-                let ctx = Arc::clone(&ctx);
-                // One thread per request: a slow client (or one that declares a
-                // body it never sends) must not stall the others. The registry
-                // itself is used under a mutex, one request at a time.
-                if let Err(e) = thread::Builder::new()
-                    .name("request".into())
-                    .spawn(move || http::handle(request, &ctx))
-                {
-                    eprintln!("wb-engine: cannot start a request thread: {e}");
-                }
-            }
-            Err(_) if SHUTTING_DOWN.load(Ordering::SeqCst) => break,
-            Err(e) => {
-                eprintln!("wb-engine: accept error: {e}");
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
+    let handler: Arc<server::Handler> = {
+        let ctx = Arc::clone(&ctx);
+        Arc::new(
+            move |request: &server::Request, body: &mut server::Body<'_, '_>| {
+                http::handle(request, body, &ctx)
+            },
+        )
+    };
+    if let Err(message) = server.run(handler, &SHUTTING_DOWN) {
+        // Cannot serve any more: leave, non-zero, so a supervisor restarts
+        // the engine rather than keeping a process that answers nothing.
+        runtime.remove();
+        return Err(message);
     }
 
     // Wait for any registry write in flight and keep the lock so no other
@@ -181,6 +200,6 @@ fn run(config: Config, mut signals: Signals) -> Result<(), String> {
     let _registry = ctx.store.lock().unwrap_or_else(|p| p.into_inner());
     runtime.remove();
     eprintln!("wb-engine stopped");
-    // Leave without joining tiny_http's connection threads.
+    // Leave without joining connection threads (idle keep-alives).
     std::process::exit(0);
 }

@@ -1,292 +1,18 @@
 //! End-to-end tests: the real `wb-engine` binary, a cleared environment, temp
 //! directories, and a tiny HTTP/1.1 client over `std::net::TcpStream`.
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wb-engine");
-const STARTUP_LIMIT: Duration = Duration::from_secs(10);
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------- the engine
-
-/// One running engine with its own directories, stopped on drop.
-struct Engine {
-    child: Child,
-    /// Keeps the data, discovery and log directories alive.
-    _dirs: TempDir,
-    disco: PathBuf,
-    log: PathBuf,
-    port: u16,
-    pid: u32,
-    token: String,
-}
-
-/// Starts the engine with only `WB_WEB=1 PORT=0 WB_BIND=127.0.0.1`, fresh
-/// `WB_DATA`/`WB_DISCO`, and `vars` (which may override any of them).
-fn start(vars: &[(&str, &str)]) -> Engine {
-    let dirs = TempDir::new().unwrap();
-    let disco = vars
-        .iter()
-        .find(|(k, _)| *k == "WB_DISCO")
-        .map_or_else(|| dirs.path().join("disco"), |(_, v)| PathBuf::from(v));
-    let log = dirs.path().join("stderr.log");
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("WB_WEB", "1")
-        .env("PORT", "0")
-        .env("WB_BIND", "127.0.0.1")
-        .env("WB_DATA", dirs.path().join("data"))
-        .env("WB_DISCO", &disco);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut engine = Engine {
-        pid: child.id(),
-        child,
-        _dirs: dirs,
-        disco,
-        log,
-        port: 0,
-        token: String::new(),
-    };
-    let runtime = engine.wait_for_runtime();
-    engine.port = u16::try_from(runtime["port"].as_u64().expect("port is a number")).unwrap();
-    engine.token = runtime["token"]
-        .as_str()
-        .expect("token is a string")
-        .to_owned();
-    engine
-}
-
-impl Engine {
-    fn runtime_path(&self) -> PathBuf {
-        self.disco.join("runtime.json")
-    }
-
-    fn wait_for_runtime(&mut self) -> serde_json::Value {
-        let deadline = Instant::now() + STARTUP_LIMIT;
-        loop {
-            if let Ok(text) = fs::read_to_string(self.runtime_path()) {
-                return serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("runtime.json is not JSON ({e}): {text:?}"));
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("engine exited early ({status}); stderr:\n{}", self.stderr());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no runtime.json after {STARTUP_LIMIT:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.pid).unwrap();
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill failed");
-    }
-
-    /// Waits at most `limit` for the process to exit.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGTERM and wait for a clean exit; panics otherwise.
-    fn stop(&mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.wait_exit(Duration::from_secs(2));
-        assert_eq!(
-            status.and_then(|s| s.code()),
-            Some(0),
-            "stderr:\n{}",
-            self.stderr()
-        );
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
-        http(self.port, method, path, Some(&self.token), body)
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Runs the binary to completion (for start-up refusals) with a cleared
-/// environment plus `vars`; returns the exit status and stderr.
-fn run_to_exit(vars: &[(&str, &str)], disco: &Path) -> (ExitStatus, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("WB_DISCO", disco)
-        .env("WB_DATA", disco.join("data"));
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + STARTUP_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("the engine did not exit on its own");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status, stderr)
-}
-
-// ------------------------------------------------------------ a tiny client
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("UTF-8 body")
-    }
-}
-
-/// One HTTP/1.1 request on its own connection.
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Resp {
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    if let Some(body) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    raw(port, head.as_bytes(), body.unwrap_or_default())
-}
-
-/// Sends `head` (request line and headers, without the blank line) and `body`,
-/// then reads one response: headers, then exactly Content-Length bytes.
-fn raw(port: u16, head: &[u8], body: &[u8]) -> Resp {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.write_all(head).unwrap();
-    stream.write_all(b"\r\n").unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    read_response(&mut stream)
-}
-
-fn read_response(stream: &mut TcpStream) -> Resp {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before the headers ended: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let mut parts = status_line.splitn(3, ' ');
-    assert_eq!(
-        parts.next(),
-        Some("HTTP/1.1"),
-        "status line {status_line:?}"
-    );
-    let status: u16 = parts.next().unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (k, v) = l.split_once(':').expect("header line");
-            (k.trim().to_owned(), v.trim().to_owned())
-        })
-        .collect();
-    let mut body = buf[head_end + 4..].to_vec();
-    let resp = Resp {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let length: usize = resp
-        .header("Content-Length")
-        .expect("the engine always sends Content-Length")
-        .parse()
-        .unwrap();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed inside the body");
-        body.extend_from_slice(&chunk[..n]);
-    }
-    assert_eq!(body.len(), length, "more bytes than Content-Length");
-    if status == 100 {
-        panic!("unexpected 100 Continue");
-    }
-    Resp { body, ..resp }
-}
-
-fn names(resp: &Resp) -> Vec<String> {
-    assert_eq!(resp.status, 200);
-    assert_eq!(resp.header("Content-Type"), Some("application/json"));
-    serde_json::from_slice(&resp.body).expect("a JSON array of strings")
-}
-
+use common::*;
 // ------------------------------------------------------------------ tests
 
 #[test]
@@ -297,6 +23,82 @@ fn health_with_token_is_200_ok() {
     assert_eq!(resp.text(), r#"{"status":"ok"}"#);
     assert!(resp.text().contains("ok"));
     assert_eq!(resp.header("Content-Type"), Some("application/json"));
+}
+
+#[test]
+fn livez_is_200_ok_without_a_token_and_nothing_else_is() {
+    let engine = start(&[("WB_PUBLIC_BEARER", "livez-token")]);
+    for token in [None, Some("wrong"), Some("livez-token")] {
+        let resp = http(engine.port, "GET", "/livez", token, None);
+        assert_eq!(resp.status, 200, "token {token:?}");
+        assert_eq!(resp.body, b"ok", "exactly `ok`, no detail");
+        assert_eq!(resp.header("WWW-Authenticate"), None);
+    }
+    // HEAD: same status, the length of `ok`, no body.
+    let mut stream = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    stream
+        .write_all(b"HEAD /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.ends_with("\r\n\r\n"), "HEAD has no body: {answer:?}");
+    // Only GET and HEAD; the check reveals nothing else and is the only open path.
+    assert_eq!(
+        http(engine.port, "POST", "/livez", None, Some(b"")).status,
+        405
+    );
+    for path in ["/livez/", "/livez/x", "/Livez", "/health", "/workbooks"] {
+        assert_eq!(
+            http(engine.port, "GET", path, None, None).status,
+            401,
+            "{path}"
+        );
+    }
+    assert_eq!(engine.call("GET", "/livez?full=1", None).body, b"ok");
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let engine = start(&[("WB_PUBLIC_BEARER", "ka-token")]);
+    let mut s = TcpStream::connect(("127.0.0.1", engine.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = "Authorization: Bearer ka-token\r\n";
+    // A PUT, then a GET with a small body the handler ignores (drained),
+    // then two pipelined requests in one write: all on one connection.
+    write!(
+        s,
+        "PUT /workbooks/k HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 3\r\n\r\nabc"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).status, 201);
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 4\r\n\r\njunk"
+    )
+    .unwrap();
+    let resp = read_response(&mut s);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Connection"), None, "kept alive");
+    write!(
+        s,
+        "GET /workbooks/k HTTP/1.1\r\nHost: x\r\n{auth}\r\nGET /workbooks HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    // Both answers may come in one read: take everything up to the close.
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut all).unwrap();
+    let text = String::from_utf8(all).unwrap();
+    let (first, second) = text
+        .split_once("\r\n\r\nabc")
+        .unwrap_or_else(|| panic!("first answer is not `abc`: {text:?}"));
+    assert!(first.starts_with("HTTP/1.1 200 "), "{text:?}");
+    assert!(second.starts_with("HTTP/1.1 200 "), "{text:?}");
+    assert!(second.contains("\r\nConnection: close\r\n"), "{text:?}");
+    assert!(
+        second.ends_with("\r\n\r\n[\"k\"]"),
+        "closed right after: {text:?}"
+    );
 }
 
 #[test]

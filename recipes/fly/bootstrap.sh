@@ -287,6 +287,12 @@ _fly_require_region() {
 provider_attach_volume() {
   local json
   wb_require WB_APP_NAME
+  # The kit renders [mounts] only when the deployment keeps data on one machine's
+  # volume (one instance with local files or SQLite); otherwise there is none to make.
+  if [[ -n ${WB_FLY_TOML:-} ]] && ! grep -q '^\[mounts\]' "$WB_FLY_TOML"; then
+    wb_say "no volume: the deployment keeps its data in shared stores"
+    return 0
+  fi
   _fly_require_region
   json=$("$FLY" volumes list -a "$WB_APP_NAME" --json)
   _fly_volume_scan "$json" "$FLY_VOLUME" "$WB_REGION"

@@ -29,6 +29,9 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
         return;
     }
     let mut sb = fly_sandbox(FILE);
+    // The arc proves `down` keeps a volume, so the deployment keeps its files on one:
+    // the shipped file with `STORAGE: local-fs` (its Postgres DSN still ships).
+    with_local_files(&sb);
 
     // First apply: creates everything, generates the bearer, prints the URL.
     let first = sb.deploy(&["apply", FILE]);
@@ -260,6 +263,31 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
         stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
         bearer
     );
+}
+
+/// The sandbox's cloud-saas with its files on the app's volume instead of S3.
+fn with_local_files(sb: &Sandbox) {
+    let path = sb.work().join(FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(":STORAGE: s3\n"));
+    std::fs::write(
+        &path,
+        text.replace(":STORAGE: s3\n", ":STORAGE: local-fs\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_deployment_whose_data_lives_in_s3_and_postgres_gets_no_volume() {
+    if !double_ready() {
+        return;
+    }
+    let sb = fly_sandbox(FILE);
+    let plan = sb.deploy(&["plan", FILE, "--json"]).json();
+    assert!(!plan["fly_toml"].as_str().unwrap().contains("[mounts]"));
+    sb.deploy(&["apply", FILE]).expect_code(0);
+    assert_eq!(fly_app(&sb)["volumes"].as_array().unwrap().len(), 0);
+    assert!(!mutating(&calls(&sb)).contains(&"volumes create".to_string()));
 }
 
 fn fly_state(sb: &Sandbox) -> serde_json::Value {

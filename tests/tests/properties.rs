@@ -6,7 +6,9 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
-use xtask::core::deployment::{Auth, Database, Deployment, Place, Storage, Tenancy};
+use xtask::core::deployment::{
+    Auth, AutoStop, Database, Deployment, Place, Size, Storage, Strategy as Rollout, Tenancy,
+};
 use xtask::core::diagnostic::render_report;
 use xtask::core::engine_env::engine_env;
 use xtask::core::render::fly_toml;
@@ -57,6 +59,13 @@ fn deployment() -> impl Strategy<Value = (Deployment, Vec<(String, String)>)> {
         secrets,
         creds,
         prop::option::of("[a-z0-9][a-z0-9-]{0,9}"),
+        (
+            1..=4u16,
+            0..4usize,
+            0..3usize,
+            0..4usize,
+            prop::collection::vec("[a-z]{3}", 0..3),
+        ),
     )
         .prop_map(
             |(
@@ -65,6 +74,7 @@ fn deployment() -> impl Strategy<Value = (Deployment, Vec<(String, String)>)> {
                 secrets,
                 creds,
                 region,
+                (scale, size, auto_stop, strategy, regions),
             )| {
                 let place = if cloud { Place::Cloud } else { Place::Local };
                 let mut d = Deployment::new(&id, place);
@@ -97,6 +107,31 @@ fn deployment() -> impl Strategy<Value = (Deployment, Vec<(String, String)>)> {
                 }
                 d.profile = profile;
                 d.port = port;
+                // Scale-out only where it can work: shared stores (§12).
+                let shared =
+                    d.database == Database::Postgres && (d.storage == Storage::S3 || !cloud);
+                d.scale = if shared { scale } else { 1 };
+                if d.scale > 1 {
+                    let primary = d.region.clone();
+                    let mut extra: Vec<String> = Vec::new();
+                    for r in regions {
+                        if Some(&r) != primary.as_ref() && !extra.contains(&r) {
+                            extra.push(r);
+                        }
+                    }
+                    d.regions = extra;
+                }
+                d.size = [None, Some(Size::T2), Some(Size::T3), Some(Size::T4)][size];
+                d.auto_stop = [AutoStop::Stop, AutoStop::Suspend, AutoStop::Off][auto_stop];
+                d.strategy = [
+                    Rollout::Rolling,
+                    Rollout::Immediate,
+                    Rollout::BlueGreen,
+                    Rollout::Canary,
+                ][strategy];
+                if d.needs_volume() && matches!(d.strategy, Rollout::BlueGreen | Rollout::Canary) {
+                    d.strategy = Rollout::Rolling;
+                }
                 let mut env = vec![
                     ("WB_S3_KEY".to_string(), creds.0),
                     ("WB_S3_SECRET".to_string(), creds.1),
@@ -272,9 +307,71 @@ proptest! {
         let text = fly_toml::render(&d, false).unwrap();
         let parsed: toml::Table = text.parse().unwrap();
         let keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
-        prop_assert_eq!(keys, vec!["app", "primary_region", "build", "mounts", "http_service"]);
+        prop_assert_eq!(keys, vec!["app", "primary_region", "build", "deploy", "mounts", "http_service"]);
         prop_assert_eq!(parsed["app"].as_str(), Some(app.as_str()));
         prop_assert_eq!(parsed["primary_region"].as_str(), Some(region.as_str()));
         prop_assert_eq!(parsed["build"]["image"].as_str(), Some(image.as_str()));
+    }
+}
+
+/// One drawer line per §12 key, each from a set of legal and illegal spellings.
+fn scale_drawer() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["sqlite", "postgres"]),
+        prop::sample::select(vec!["local-fs", "s3"]),
+        prop::sample::select(vec!["local", "cloud"]),
+        prop::sample::select(vec!["1", "2", "3", "100", "0", "101", "3x", "-1", "1e3", "03"]),
+        prop::sample::select(vec!["rolling", "immediate", "bluegreen", "canary", "blue-green"]),
+        prop::option::of(prop::sample::select(vec!["ams", "iad ams", "iad", "ams ams", "AMS"])),
+    )
+        .prop_map(|(db, storage, place, scale, strategy, regions)| {
+            let mut text = format!(
+                "* d :deployment:\n:PROPERTIES:\n:ID: d\n:ENGINE_PLACE: {place}\n:APP: wb-d\n:REGION: iad\n:DATABASE: {db}\n:STORAGE: {storage}\n:STORAGE_ENDPOINT: https://s3.example.com\n:STORAGE_BUCKET: b\n:SCALE: {scale}\n:STRATEGY: {strategy}\n"
+            );
+            if let Some(r) = regions {
+                text.push_str(&format!(":REGIONS: {r}\n"));
+            }
+            text.push_str(":END:\n");
+            text
+        })
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/properties.txt"))),
+        ..Config::default()
+    })]
+
+    /// No valid deployment runs several engines on one SQLite file or (in the cloud) one
+    /// machine's disk, runs two machines at once on one volume, or lists REGION again.
+    #[test]
+    fn no_valid_deployment_shares_what_cannot_be_shared(text in scale_drawer()) {
+        let env = DeployEnv::new(
+            [("WB_DATABASE_URL".to_string(), "postgres://x".to_string()),
+             ("WB_S3_KEY".to_string(), "k".to_string()),
+             ("WB_S3_SECRET".to_string(), "s".to_string()),
+             ("WB_PUBLIC_BEARER".to_string(), "b".to_string())],
+            std::iter::empty(),
+        );
+        let checked = check(&text, &env);
+        if let Some(d) = &checked.deployment {
+            prop_assert!((1..=100).contains(&d.scale));
+            if d.scale > 1 {
+                prop_assert_eq!(d.database, Database::Postgres);
+                if d.place == Place::Cloud {
+                    prop_assert_eq!(d.storage, Storage::S3);
+                }
+            }
+            if d.needs_volume() {
+                prop_assert!(!matches!(d.strategy, Rollout::BlueGreen | Rollout::Canary));
+            }
+            prop_assert!(!d.regions.iter().any(|r| Some(r) == d.region.as_ref()));
+            let mut sorted = d.regions.clone();
+            sorted.dedup();
+            prop_assert_eq!(sorted.len(), d.regions.len());
+        } else {
+            prop_assert!(checked.errors().count() > 0);
+        }
     }
 }

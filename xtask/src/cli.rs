@@ -304,7 +304,7 @@ impl VerbInfo {
                 .replace("\n  recipe", &format!("\n  {program} recipe")),
             flags.join("\n"),
             if self.example.starts_with("curl") {
-                self.example.to_string()
+                self.example.replace("cargo xtask deploy", program)
             } else {
                 format!("{program} {}", self.example)
             }
@@ -500,7 +500,8 @@ fn recipe_flag(parser: &mut Parser, flags: &mut Flags, flag: &str) -> Result<(),
     Ok(())
 }
 
-fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+/// The flags of a deploy invocation, and its words (verb, FILE, …) in order.
+fn read_flags(args: Vec<OsString>) -> Result<(Flags, Vec<String>), Error> {
     let mut parser = Parser::from_args(args);
     let mut flags = Flags::default();
     let mut words: Vec<String> = Vec::new();
@@ -540,6 +541,11 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             })?),
         }
     }
+    Ok((flags, words))
+}
+
+fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
+    let (flags, words) = read_flags(args)?;
     if flags.version {
         return Ok(Cmd::Version { json: flags.json });
     }

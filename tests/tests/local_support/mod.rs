@@ -1,8 +1,12 @@
-//! Shared by `local_process.rs` and `local_podman.rs`: a deployment file in a sandbox,
-//! a minimal HTTP/1.1 client over `TcpStream` (independent of the kit's own), the
-//! discovery handshake as an agent would do it, and a guard that always runs `down`.
+//! Shared by the local end-to-end tests (`backend_contract.rs`, `local_process.rs`,
+//! `local_podman.rs`): a deployment file in a sandbox, a minimal HTTP/1.1 client over
+//! `TcpStream` (independent of the kit's own), the discovery handshake as an agent would
+//! do it, a guard that always runs `down`, and [`backends`]: each backend's sandbox and
+//! the few things the contract suite must ask of it.
 
 #![allow(dead_code)]
+
+pub mod backends;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -140,17 +144,106 @@ impl Drop for DownOnDrop<'_> {
     }
 }
 
-/// Whether the pid is a live (non-zombie) process.
+/// The state letter of a `/proc/…/stat` line (`Z` zombie, `X` dead, …).
+fn stat_state(stat: &str) -> &str {
+    stat.rfind(')')
+        .and_then(|close| stat[close + 1..].split_whitespace().next())
+        .unwrap_or("")
+}
+
+/// Whether the pid is a live process: some thread of it is not a zombie. After `kill -9`
+/// the main thread turns zombie first while the other threads still hold the process's
+/// files — its listening socket among them, which then resets connections instead of
+/// refusing them — so the main thread's state alone is not enough.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat[stat.rfind(')').unwrap() + 1..]
-                .split_whitespace()
-                .next()
-                .unwrap_or("");
-            state != "Z" && state != "X"
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .is_ok_and(|s| !matches!(stat_state(&s), "Z" | "X" | "x" | ""))
+    })
+}
+
+/// Whether some socket LISTENs on `port` (any address, IPv4 or IPv6), per /proc/net.
+pub fn listening(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                f.len() > 3 && f[1].ends_with(&suffix) && f[3] == "0A"
+            })
+    })
+}
+
+/// Polls `done` every 20 ms for up to `limit`; says whether it came true.
+pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
         }
-        Err(_) => false,
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Samples every process's argv (`/proc/*/cmdline`) in a background thread until
+/// [`ArgvSampler::finish`]: no argv may hold the canary. So that a sampler which saw
+/// nothing cannot pass, it also counts the samples in which some argv held `witness`
+/// (the deployment file's name: the kit's own argv while it runs).
+pub struct ArgvSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(usize, usize, Vec<String>)>,
+}
+
+impl ArgvSampler {
+    pub fn start(canary: &str, witness: &str) -> ArgvSampler {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (canary, witness) = (canary.to_string(), witness.to_string());
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut sweeps, mut witnessed, mut leaks) = (0, 0, Vec::new());
+            while !flag.load(Ordering::SeqCst) {
+                let mut saw_witness = false;
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let name = entry.file_name();
+                    if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                        continue;
+                    }
+                    let argv = read(&entry.path().join("cmdline"));
+                    if contains(&argv, &canary) {
+                        leaks.push(String::from_utf8_lossy(&argv).replace('\0', " "));
+                    }
+                    saw_witness |= contains(&argv, &witness);
+                }
+                sweeps += 1;
+                witnessed += usize::from(saw_witness);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (sweeps, witnessed, leaks)
+        });
+        ArgvSampler { stop, handle }
+    }
+
+    /// Stops sampling; asserts no argv held the canary and the kit was seen running.
+    #[track_caller]
+    pub fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (sweeps, witnessed, leaks) = self.handle.join().expect("the sampler ran");
+        assert!(leaks.is_empty(), "the canary was in an argv: {leaks:?}");
+        assert!(
+            witnessed > 0,
+            "the sampler never saw the kit running ({sweeps} sweeps of /proc)"
+        );
+        eprintln!("argv sampler: {sweeps} sweeps of /proc/*/cmdline, the kit seen in {witnessed}");
     }
 }
 

@@ -94,6 +94,39 @@ axis!(
     /// Who may call the engine.
     Auth, "AUTH", { Trusted => "trusted", BetterAuth => "betterauth", Clerk => "clerk", Oidc => "oidc" });
 
+axis!(
+    /// A machine size tier (seed 003): t2 = 512 MB / 1 vCPU, t3 = 2 GB / 2 vCPU,
+    /// t4 = 4 GB / 4 vCPU.
+    Size, "SIZE", { T2 => "t2", T3 => "t3", T4 => "t4" });
+axis!(
+    /// What an idle instance does: stop (scale to zero), suspend, or never stop (`off`:
+    /// the always-on mode a headless engine running agent loops needs).
+    AutoStop, "AUTO_STOP", { Stop => "stop", Suspend => "suspend", Off => "off" });
+axis!(
+    /// How a new release replaces the old.
+    Strategy, "STRATEGY", { Rolling => "rolling", Immediate => "immediate", BlueGreen => "bluegreen", Canary => "canary" });
+
+impl Size {
+    pub fn memory_mb(self) -> u32 {
+        match self {
+            Size::T2 => 512,
+            Size::T3 => 2048,
+            Size::T4 => 4096,
+        }
+    }
+
+    pub fn cpus(self) -> u32 {
+        match self {
+            Size::T2 => 1,
+            Size::T3 => 2,
+            Size::T4 => 4,
+        }
+    }
+}
+
+/// The most instances `SCALE` may ask for.
+pub const MAX_SCALE: u16 = 100;
+
 /// Every key the drawer may hold, closed axes first. Anything else is warned about.
 pub const KNOWN_KEYS: &[&str] = &[
     "ENGINE_PLACE",
@@ -113,6 +146,11 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ISSUER",
     "JWKS_URL",
     "PROFILE",
+    "SCALE",
+    "REGIONS",
+    "SIZE",
+    "AUTO_STOP",
+    "STRATEGY",
 ];
 
 /// A deployment the validator has accepted (or, for an invalid file, the best reading of
@@ -136,6 +174,14 @@ pub struct Deployment {
     pub issuer: Option<String>,
     pub jwks_url: Option<String>,
     pub profile: Option<String>,
+    /// How many engine instances run (1–100).
+    pub scale: u16,
+    /// Regions beyond `region` to spread instances over.
+    pub regions: Vec<String>,
+    /// `None`: the provider's default size.
+    pub size: Option<Size>,
+    pub auto_stop: AutoStop,
+    pub strategy: Strategy,
     /// Names from `#+DEPLOY_SECRETS:`, in declaration order.
     pub secrets: Vec<String>,
     /// The provider properties its recipe declares (`# wb-properties:`), in the recipe's
@@ -164,9 +210,20 @@ impl Deployment {
             issuer: None,
             jwks_url: None,
             profile: None,
+            scale: 1,
+            regions: Vec::new(),
+            size: None,
+            auto_stop: AutoStop::Stop,
+            strategy: Strategy::Rolling,
             secrets: Vec::new(),
             properties: Vec::new(),
         }
+    }
+
+    /// Whether the deployment keeps its data on one machine's volume: one instance with
+    /// local files or SQLite. (Several instances need shared stores instead.)
+    pub fn needs_volume(&self) -> bool {
+        self.scale == 1 && (self.storage == Storage::LocalFs || self.database == Database::Sqlite)
     }
 
     /// The one-line shape printed on success (SPEC §4).
@@ -189,6 +246,9 @@ impl Deployment {
         );
         if self.auth != Auth::Trusted {
             out.push_str(&format!(" · auth={}", self.auth));
+        }
+        if self.scale > 1 {
+            out.push_str(&format!(" · scale={}", self.scale));
         }
         out
     }
@@ -237,6 +297,22 @@ impl Deployment {
         put("ISSUER", self.issuer.as_deref());
         put("JWKS_URL", self.jwks_url.as_deref());
         put("PROFILE", self.profile.as_deref());
+        let scale = self.scale.to_string();
+        put("SCALE", (self.scale != 1).then_some(scale.as_str()));
+        let regions = self.regions.join(" ");
+        put(
+            "REGIONS",
+            (!self.regions.is_empty()).then_some(regions.as_str()),
+        );
+        put("SIZE", self.size.map(Size::as_str));
+        put(
+            "AUTO_STOP",
+            (self.auto_stop != AutoStop::Stop).then(|| self.auto_stop.as_str()),
+        );
+        put(
+            "STRATEGY",
+            (self.strategy != Strategy::Rolling).then(|| self.strategy.as_str()),
+        );
         lines.push(":END:".to_string());
         if !self.secrets.is_empty() {
             lines.push(format!("#+DEPLOY_SECRETS: {}", self.secrets.join(" ")));

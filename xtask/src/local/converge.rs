@@ -169,7 +169,7 @@ fn attempt(
     let preferred = live.map(|i| i.port).or_else(|| read_port(spec));
     let (inst, pid) = match bring_up(local, backend.as_mut(), spec, preferred) {
         Ok(up) => up,
-        Err(why) if may_give_way && kind != Kind::Process => {
+        Err(why) if may_give_way && !kind.is_last_resort() => {
             return Ok(Attempt::GiveWay(format!(
                 "could not start the engine: {why}"
             )));
@@ -408,12 +408,11 @@ fn wait_ready(
 ) -> Result<Option<u32>, Failure> {
     let runtime = wait_discovery(backend, spec, inst)?;
     // The process backend listens on the host directly: trust the port it bound.
-    if inst.backend == Kind::Process {
+    let pid = if inst.backend.on_host() {
         inst.port = runtime.port;
-    }
-    let pid = match inst.backend {
-        Kind::Process => runtime.pid.or(inst.pid),
-        _ => inst.pid,
+        runtime.pid.or(inst.pid)
+    } else {
+        inst.pid
     };
     let deadline = Instant::now() + HEALTH_TIMEOUT;
     loop {

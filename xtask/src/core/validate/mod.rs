@@ -211,6 +211,11 @@ fn build(
         issuer: value("ISSUER"),
         jwks_url: value("JWKS_URL"),
         profile: value("PROFILE"),
+        scale: axes.scale_d(),
+        regions: axes.regions.clone().unwrap_or_default(),
+        size: axes.size,
+        auto_stop: axes.auto_stop_d(),
+        strategy: axes.strategy_d(),
         secrets: drawer.secrets.iter().map(|s| s.name.clone()).collect(),
         properties: settled
             .contract

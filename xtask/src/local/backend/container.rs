@@ -383,15 +383,13 @@ impl Backend for Container {
         self.call(&["stop", "-t", "5", &name]).map(|_| ())
     }
 
+    /// The whole log from the tool, cut to the last `tail` lines here: podman 4.3's own
+    /// `logs --tail` loses a line the engine wrote in two pieces (conmon records a
+    /// partial `P` entry, then an `F` entry holding only the newline) and answers a
+    /// blank line instead — a crash at boot then showed an empty log.
     fn logs(&self, spec: &Spec, inst: &Instance, tail: Option<usize>) -> Result<String, String> {
         let name = inst.container.clone().unwrap_or_else(|| spec.name());
-        let tail_arg = tail.map(|n| n.to_string());
-        let mut args = vec!["logs"];
-        if let Some(n) = &tail_arg {
-            args.extend(["--tail", n]);
-        }
-        args.push(&name);
-        let out = duct::cmd(self.tool(), &args)
+        let out = duct::cmd(self.tool(), ["logs", name.as_str()])
             .stderr_to_stdout()
             .stdout_capture()
             .unchecked()
@@ -399,7 +397,10 @@ impl Backend for Container {
             .map_err(|e| format!("cannot run {}: {e}", self.tool()))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
-            Ok(text)
+            Ok(match tail {
+                Some(n) => super::tail(&text, n),
+                None => text,
+            })
         } else {
             Err(format!(
                 "`{} logs {name}` failed: {}",

@@ -78,18 +78,41 @@ pub fn start_time(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether `pid` is alive (not a zombie) and, when `started` is known, still the same
-/// process (a recycled pid is not it).
+/// Whether a `/proc/…/stat` line says the task is gone (zombie or dead).
+fn stat_says_gone(stat: &str) -> bool {
+    let Some(close) = stat.rfind(')') else {
+        return true;
+    };
+    matches!(
+        stat[close + 1..].split_whitespace().next(),
+        Some("Z" | "X" | "x")
+    )
+}
+
+/// Whether any thread of `pid` still runs. The main thread turns zombie first: after a
+/// `kill -9` of a multi-threaded engine its other threads go on holding its files — the
+/// listening socket among them — for a moment, and a connection then is reset, not
+/// refused. So the process counts as alive until every thread is gone.
+fn any_task_alive(pid: u32, leader_stat: &str) -> bool {
+    if !stat_says_gone(leader_stat) {
+        return true;
+    }
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|task| fs::read_to_string(task.path().join("stat")).is_ok_and(|s| !stat_says_gone(&s)))
+}
+
+/// Whether `pid` is alive (some thread of it is not a zombie) and, when `started` is
+/// known, still the same process (a recycled pid is not it).
 pub fn alive(pid: u32, started: Option<u64>) -> bool {
     if pid == 0 {
         return false;
     }
     if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-        let Some(close) = stat.rfind(')') else {
-            return false;
-        };
-        let mut fields = stat[close + 1..].split_whitespace();
-        if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        if !any_task_alive(pid, &stat) {
             return false;
         }
         return match (started, start_time(pid)) {
@@ -192,6 +215,50 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert!(!alive(pid, None));
+    }
+
+    #[test]
+    fn a_task_is_gone_when_its_stat_says_zombie_or_dead() {
+        assert!(stat_says_gone("42 (wb engine) Z 1 42 42 0 -1"));
+        assert!(stat_says_gone("42 (x) X 1"));
+        assert!(!stat_says_gone("43 (wb) S) S 1 42 42 0 -1"));
+        assert!(stat_says_gone("garbage"));
+    }
+
+    /// After `kill -9` the main thread turns zombie before the others are torn down
+    /// (seen: about half the time with the engine, whose listening socket then still
+    /// takes connections and resets them). Once `alive` says no, no thread may be left.
+    #[test]
+    fn a_killed_process_is_alive_until_its_last_thread_is_gone() {
+        for _ in 0..10 {
+            // A multi-threaded child: python's threads are OS threads (16 + main).
+            let mut child = Command::new("python3")
+                .args([
+                    "-c",
+                    "import threading, time\nfor _ in range(16): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\ntime.sleep(60)",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let pid = child.id();
+            let threads = || fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while threads() < 17 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(threads(), 17, "the child did not start its threads");
+            child.kill().unwrap();
+            while alive(pid, None) {}
+            let live: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .flatten()
+                .filter_map(|t| fs::read_to_string(t.path().join("stat")).ok())
+                .filter(|s| !stat_says_gone(s))
+                .collect();
+            assert!(live.is_empty(), "alive said no, yet threads run: {live:?}");
+            child.wait().unwrap();
+        }
     }
 
     #[test]
