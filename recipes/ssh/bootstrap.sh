@@ -3,6 +3,7 @@
 # wb-requires: APP HOST
 # wb-passthrough: SSH_AUTH_SOCK
 # wb-cli: ssh
+# wb-supports: SIZE
 #
 # ssh + docker: any Linux box with docker and an ssh login runs the engine (one
 # container, one named volume) through the operator's ssh: their keys or agent,
@@ -67,18 +68,20 @@ provider_set_secrets() {
 
 provider_attach_volume() { _ssh "docker volume create $(_q "$VOLUME") >/dev/null"; }
 
-# Replaced only when the image or the env digest changed; else started if stopped.
+# Replaced only when the image, env digest or SIZE changed; else started if stopped.
 provider_deploy_image() {
-  local want="$WB_IMAGE ${WB_ENV_DIGEST:-}"
+  local want="$WB_IMAGE ${WB_ENV_DIGEST:-} ${WB_SIZE:-}" size=''
+  if [[ -n ${WB_MEMORY_MB:-} ]]; then size="--memory ${WB_MEMORY_MB}m --cpus ${WB_CPUS:?}"; fi
   _ssh "set -e
-cur=\$(docker ps -a --filter name=^$NAME\$ --format '{{.Image}} {{.Label \"wb.env\"}}')
+cur=\$(docker ps -a --filter name=^$NAME\$ --format '{{.Image}} {{.Label \"wb.env\"}} {{.Label \"wb.size\"}}')
 if [ \"\$cur\" = $(_q "$want") ]; then
   docker start $(_q "$NAME") >/dev/null; echo 'unchanged: container $NAME' >&2; exit 0
 fi
 if [ -n \"\$cur\" ]; then docker rm -f $(_q "$NAME") >/dev/null; fi
 docker run -d --name $(_q "$NAME") --restart unless-stopped --env-file \"\$HOME\"/$(_q "$ENV_FILE") \
   -v $(_q "$VOLUME"):$(_q "${WB_DATA:-/data}") -p $(_q "$PUBLISH:${PORT:-$WB_PORT}") \
-  --label wb.env=$(_q "${WB_ENV_DIGEST:-}") --label wb.app=$(_q "$WB_APP_NAME") $(_q "$WB_IMAGE") >/dev/null
+  $size --label wb.env=$(_q "${WB_ENV_DIGEST:-}") --label wb.size=$(_q "${WB_SIZE:-}") \
+  --label wb.app=$(_q "$WB_APP_NAME") $(_q "$WB_IMAGE") >/dev/null
 echo 'started: container $NAME' >&2"
 }
 

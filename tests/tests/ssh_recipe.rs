@@ -275,6 +275,26 @@ fn the_ssh_recipe_deploys_over_a_real_sshd_onto_a_real_dockerd() {
         before,
         "an unchanged image and env replaced the container"
     );
+    // SIZE (the recipe's `# wb-supports:`) is a change: the container is replaced with
+    // docker's memory and cpu limits.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace(":END:", ":SIZE: t2\n:END:")).unwrap();
+    sb.deploy(&["apply", &file]).expect_code(0);
+    assert_ne!(id(&app), before, "a new SIZE replaced the container");
+    let limits = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+            &app,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&limits.stdout).trim(),
+        "536870912 1000000000"
+    );
+    assert_eq!(get_until_ok(publish, &token, "/workbooks/keep.wb").1, book);
 
     // Without the throwaway config, ssh would have to ask about an unknown host key:
     // BatchMode makes it fail at once with its own message, and the recipe says what to do.

@@ -64,6 +64,20 @@ impl Intended {
             for (key, value) in &d.properties {
                 f.put(format!("property:{key}"), value, salt);
             }
+            // The §12 shape reaches every recipe (WB_SCALE, WB_SIZE, …), so it is part of
+            // what was applied — as one part, present only when not all defaults (records
+            // made before it existed stay comparable).
+            let shape = format!(
+                "scale={} regions={} size={} auto_stop={} strategy={}",
+                d.scale,
+                d.regions.join(","),
+                d.size.map(|s| s.as_str()).unwrap_or(""),
+                d.auto_stop.as_str(),
+                d.strategy.as_str()
+            );
+            if shape != "scale=1 regions= size= auto_stop=stop strategy=rolling" {
+                f.put("shape", &shape, salt);
+            }
         }
         f
     }

@@ -86,6 +86,14 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_SECRET_KEYS",
     "WB_DEPLOYMENT_ID",
     "WB_ENV_DIGEST",
+    "WB_SCALE",
+    "WB_REGIONS",
+    "WB_SIZE",
+    "WB_MEMORY_MB",
+    "WB_CPUS",
+    "WB_AUTO_STOP",
+    "WB_STRATEGY",
+    "WB_HEALTH_PATH",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
     "UPDATE",
@@ -139,12 +147,43 @@ pub struct RecipeRun<'a> {
     pub env_digest: &'a str,
 }
 
+/// The §12 shape of the deployment, always set (SPEC §18): `WB_SCALE` (1 by default),
+/// `WB_REGIONS` (space-separated), `WB_SIZE` with `WB_MEMORY_MB`/`WB_CPUS` (empty for the
+/// provider's default size), `WB_AUTO_STOP`, `WB_STRATEGY`, `WB_HEALTH_PATH`.
+fn shape_inputs(d: &Deployment) -> [(&'static str, String); 8] {
+    use crate::core::deployment::Axis;
+    let size = d.size;
+    [
+        ("WB_SCALE", d.scale.to_string()),
+        ("WB_REGIONS", d.regions.join(" ")),
+        (
+            "WB_SIZE",
+            size.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        ),
+        (
+            "WB_MEMORY_MB",
+            size.map(|s| s.memory_mb().to_string()).unwrap_or_default(),
+        ),
+        (
+            "WB_CPUS",
+            size.map(|s| s.cpus().to_string()).unwrap_or_default(),
+        ),
+        ("WB_AUTO_STOP", d.auto_stop.as_str().to_string()),
+        ("WB_STRATEGY", d.strategy.as_str().to_string()),
+        (
+            "WB_HEALTH_PATH",
+            crate::core::render::fly_toml::HEALTH_PATH.to_string(),
+        ),
+    ]
+}
+
 /// The complete environment of a recipe run, in order — nothing else reaches the
 /// recipe. `caller` reads the kit's own environment (PATH, HOME, the passthroughs);
 /// everything else comes from the deployment and its engine env.
 ///
 /// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
-/// WB_REGION, WB_SECRET_KEYS, WB_DEPLOYMENT_ID, WB_ENV_DIGEST, one `WB_PROP_<KEY>` per
+/// WB_REGION, WB_SECRET_KEYS, WB_DEPLOYMENT_ID, WB_ENV_DIGEST, the shape inputs
+/// ([`shape_inputs`]), one `WB_PROP_<KEY>` per
 /// provider property the recipe declares (empty when the drawer leaves it unset), the
 /// engine env (each by name, in its order), WB_ENGINE_KEYS,
 /// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
@@ -189,6 +228,9 @@ pub fn sealed_env(
     put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
     put(&mut env, "WB_DEPLOYMENT_ID", d.id.clone().into());
     put(&mut env, "WB_ENV_DIGEST", run.env_digest.into());
+    for (name, value) in shape_inputs(d) {
+        put(&mut env, name, value.into());
+    }
     for (key, value) in &d.properties {
         put(&mut env, &format!("WB_PROP_{key}"), value.into());
     }
