@@ -116,6 +116,22 @@ fn the_good_toy_recipe_has_no_findings() {
     add(&sb, "toy", GOOD);
     let run = sb.deploy(&["recipe", "check", "toy", "--json"]);
     assert_eq!(findings(&run), []);
+    assert_eq!(run.json()["warnings"], serde_json::json!([]));
+    run.expect_code(0);
+    // An unknown directive is a warning naming it, never a finding.
+    add(
+        &sb,
+        "toy",
+        &GOOD.replace(
+            "# wb-requires: APP\n",
+            "# wb-requires: APP\n# wb-colour: red\n",
+        ),
+    );
+    let run = sb.deploy(&["recipe", "check", "toy", "--json"]);
+    assert_eq!(
+        run.json()["warnings"],
+        serde_json::json!(["the recipe's header has an unknown directive `wb-colour` — ignored"])
+    );
     run.expect_code(0);
 }
 

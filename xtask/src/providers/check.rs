@@ -44,6 +44,8 @@ pub struct Checked {
     pub findings: Vec<Finding>,
     /// Each action run, with its exit code (`None`: stopped at the timeout).
     pub ran: Vec<(String, Option<i32>)>,
+    /// The header's warnings (an unknown `wb-*` directive…).
+    pub warnings: Vec<String>,
 }
 
 /// What to check, and against what.
@@ -135,6 +137,7 @@ impl Check<'_> {
             recipe: bench.bootstrap.clone(),
             findings: bench.findings,
             ran: bench.ran,
+            warnings: bench.header.warnings.clone(),
         })
     }
 

@@ -97,6 +97,9 @@ fn check(cx: &Ctx, name: &str, file: Option<&str>, doubles: Option<&str>, live: 
         timeout: Duration::from_secs(timeout),
     }
     .run()?;
+    for warning in &checked.warnings {
+        cx.ui.say(&format!("warning: {warning}"));
+    }
     for (action, code) in &checked.ran {
         let code = code.map_or("timeout".to_string(), |c| format!("exit {c}"));
         cx.ui.say(&format!("  ran {action}: {code}"));
@@ -132,6 +135,7 @@ fn check(cx: &Ctx, name: &str, file: Option<&str>, doubles: Option<&str>, live: 
         json!({
             "recipe": checked.recipe.display().to_string(),
             "findings": findings,
+            "warnings": checked.warnings,
             "ran": ran,
         }),
     ))
