@@ -60,8 +60,41 @@ impl Intended {
         if let Some(recipe) = &self.recipe {
             f.put("recipe", recipe, salt);
         }
+        if d.place == Place::Cloud {
+            for (key, value) in &d.properties {
+                f.put(format!("property:{key}"), value, salt);
+            }
+            // The §12 shape reaches every recipe (WB_SCALE, WB_SIZE, …), so it is part of
+            // what was applied — as one part, present only when not all defaults (records
+            // made before it existed stay comparable).
+            let shape = format!(
+                "scale={} regions={} size={} auto_stop={} strategy={}",
+                d.scale,
+                d.regions.join(","),
+                d.size.map(|s| s.as_str()).unwrap_or(""),
+                d.auto_stop.as_str(),
+                d.strategy.as_str()
+            );
+            if shape != "scale=1 regions= size= auto_stop=stop strategy=rolling" {
+                f.put("shape", &shape, salt);
+            }
+        }
         f
     }
+}
+
+/// `WB_ENV_DIGEST`: one salted digest of the whole engine env (names and values, in
+/// order), so a recipe can tell that only a secret changed without seeing any value.
+pub fn env_digest(env: &EngineEnv, salt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    for (name, value) in &env.0 {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(value.expose().as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
 }
 
 /// What was applied, as comparable parts: `image`, `env:NAME` (value hashed with a

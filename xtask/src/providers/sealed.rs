@@ -26,6 +26,15 @@ impl SealedEnv {
         self.0.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// Replaces (or adds) one variable: `recipe check` points PATH at its recording
+    /// wrappers and sends an action the kit's closed enum cannot.
+    pub fn set(&mut self, name: &str, value: OsString) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+    }
+
     /// A duct expression for `program args…` with exactly this environment.
     pub fn into_expression(self, program: &str, args: &[&OsStr]) -> duct::Expression {
         duct::cmd(program, args).full_env(self.0)
@@ -75,6 +84,16 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_PORT",
     "WB_REGION",
     "WB_SECRET_KEYS",
+    "WB_DEPLOYMENT_ID",
+    "WB_ENV_DIGEST",
+    "WB_SCALE",
+    "WB_REGIONS",
+    "WB_SIZE",
+    "WB_MEMORY_MB",
+    "WB_CPUS",
+    "WB_AUTO_STOP",
+    "WB_STRATEGY",
+    "WB_HEALTH_PATH",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
     "UPDATE",
@@ -124,6 +143,38 @@ pub struct RecipeRun<'a> {
     pub purge: bool,
     /// Names from the recipe's `# wb-passthrough:` header.
     pub passthrough: &'a [String],
+    /// `WB_ENV_DIGEST`: the engine env's salted digest ([`crate::core::plan::env_digest`]).
+    pub env_digest: &'a str,
+}
+
+/// The §12 shape of the deployment, always set (SPEC §18): `WB_SCALE` (1 by default),
+/// `WB_REGIONS` (space-separated), `WB_SIZE` with `WB_MEMORY_MB`/`WB_CPUS` (empty for the
+/// provider's default size), `WB_AUTO_STOP`, `WB_STRATEGY`, `WB_HEALTH_PATH`.
+fn shape_inputs(d: &Deployment) -> [(&'static str, String); 8] {
+    use crate::core::deployment::Axis;
+    let size = d.size;
+    [
+        ("WB_SCALE", d.scale.to_string()),
+        ("WB_REGIONS", d.regions.join(" ")),
+        (
+            "WB_SIZE",
+            size.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        ),
+        (
+            "WB_MEMORY_MB",
+            size.map(|s| s.memory_mb().to_string()).unwrap_or_default(),
+        ),
+        (
+            "WB_CPUS",
+            size.map(|s| s.cpus().to_string()).unwrap_or_default(),
+        ),
+        ("WB_AUTO_STOP", d.auto_stop.as_str().to_string()),
+        ("WB_STRATEGY", d.strategy.as_str().to_string()),
+        (
+            "WB_HEALTH_PATH",
+            crate::core::render::fly_toml::HEALTH_PATH.to_string(),
+        ),
+    ]
 }
 
 /// The complete environment of a recipe run, in order — nothing else reaches the
@@ -131,7 +182,10 @@ pub struct RecipeRun<'a> {
 /// everything else comes from the deployment and its engine env.
 ///
 /// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
-/// WB_REGION, WB_SECRET_KEYS, `WB_PROP_<KEY>` per provider property, the engine env (each by name, in its order), WB_ENGINE_KEYS,
+/// WB_REGION, WB_SECRET_KEYS, WB_DEPLOYMENT_ID, WB_ENV_DIGEST, the shape inputs
+/// ([`shape_inputs`]), one `WB_PROP_<KEY>` per
+/// provider property the recipe declares (empty when the drawer leaves it unset), the
+/// engine env (each by name, in its order), WB_ENGINE_KEYS,
 /// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
 /// recipe's own passthroughs.
 /// Unset or empty caller values are left out, as are the deployment's absent optionals.
@@ -172,13 +226,18 @@ pub fn sealed_env(
         put(&mut env, "WB_REGION", region.into());
     }
     put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
-    // Provider properties (SPEC §13.1): `NAMESPACE` reaches the recipe as `WB_PROP_NAMESPACE`.
-    for (key, value) in &d.props {
+    put(&mut env, "WB_DEPLOYMENT_ID", d.id.clone().into());
+    put(&mut env, "WB_ENV_DIGEST", run.env_digest.into());
+    for (name, value) in shape_inputs(d) {
+        put(&mut env, name, value.into());
+    }
+    for (key, value) in &d.properties {
         put(&mut env, &format!("WB_PROP_{key}"), value.into());
     }
 
     let reserved = |name: &str| {
         KIT_INPUTS.contains(&name)
+            || name.starts_with("WB_PROP_")
             || GENERIC_PASSTHROUGH.contains(&name)
             || run.passthrough.iter().any(|p| p == name)
     };
