@@ -3,19 +3,8 @@
 //! Nothing here interpolates, includes or executes. The reader keeps going after a
 //! problem so that one run reports every problem in the file. See SPEC §3.1.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 use crate::core::diagnostic::Diagnostic;
-
-/// A line that *looks* like a property (`:SOMETHING:` first): if it fails [`property`],
-/// it gets a warning rather than silence.
-static LOOKS_LIKE_PROPERTY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^:[^\s:]+:").unwrap());
-/// Any other drawer's opening line (`:LOGBOOK:`), whose body is ignored up to `:END:`.
-static OTHER_DRAWER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^:[A-Za-z][A-Za-z0-9_-]*:$").unwrap());
-static HEADLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\*+\s").unwrap());
+use crate::core::patterns;
 
 // The three line shapes below are read by hand rather than by regex captures: on a
 // 1 MiB file of them, captures cost most of the time (issue #14 item 6).
@@ -189,7 +178,7 @@ impl Reader {
                 properties: Vec::new(),
             });
             self.in_properties = Some(self.drawers.len() - 1);
-        } else if trimmed != ":END:" && OTHER_DRAWER.is_match(trimmed) {
+        } else if trimmed != ":END:" && patterns::is_other_drawer(trimmed) {
             self.in_other = Some(n);
         } else if let Some((key, value)) = keyword(line.trim_start()) {
             read_keyword(
@@ -212,7 +201,7 @@ impl Reader {
             return true;
         }
         let opened = self.drawers[open].open_line;
-        if HEADLINE.is_match(line) {
+        if patterns::is_headline(line) {
             self.out.diagnostics.push(Diagnostic::error(
                 opened,
                 format!("the drawer opened here is not closed before the headline at line {n} — add `:END:`"),
@@ -321,9 +310,9 @@ fn read_drawer_line(
             line: n,
             from_keyword: false,
         });
-    } else if let Some(m) = LOOKS_LIKE_PROPERTY.find(line) {
-        let key = m.as_str().trim_matches(':');
-        let message = if line[m.end()..].trim().is_empty() {
+    } else if let Some(m) = patterns::looks_like_property(line) {
+        let key = m.trim_matches(':');
+        let message = if line[m.len()..].trim().is_empty() {
             format!("`{key}` has no value — the line is ignored; give it a value or remove it")
         } else {
             format!(

@@ -11,6 +11,7 @@ pub mod drawer;
 pub mod engine_env;
 pub mod escape;
 pub mod names;
+pub mod patterns;
 pub mod plan;
 pub mod preview;
 pub mod render;

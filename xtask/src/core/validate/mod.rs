@@ -8,22 +8,14 @@ mod enums;
 mod requirements;
 mod structure;
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 use crate::core::contract::Contract;
 use crate::core::deployment::{self, Deployment, KNOWN_KEYS};
 use crate::core::diagnostic::Diagnostic;
 use crate::core::drawer::{Drawer, Property};
+use crate::core::patterns;
 use crate::core::secret::DeployEnv;
 
 pub use crate::core::credentials::is_credential_key;
-
-static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[^<>]+>").unwrap());
-/// `scheme://user:password@` — a URL carrying a password.
-static URL_WITH_PASSWORD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:]*:[^/@\s]+@").unwrap());
 
 /// What the validator needs from outside the file, captured at the edge.
 pub struct Context<'a> {
@@ -102,7 +94,7 @@ impl<'a> View<'a> {
         let placeholders = drawer
             .properties
             .iter()
-            .filter(|p| PLACEHOLDER.is_match(&p.value))
+            .filter(|p| patterns::placeholder(&p.value).is_some())
             .map(|p| p.key.as_str())
             .collect();
         View {
@@ -142,7 +134,7 @@ fn shown(value: &str) -> String {
 /// Whether a property's value must never be shown: a credential-like key, or a URL
 /// carrying a password.
 pub fn looks_secret(key: &str, value: &str) -> bool {
-    is_credential_key(key) || URL_WITH_PASSWORD.is_match(value)
+    is_credential_key(key) || patterns::has_url_with_password(value)
 }
 
 pub fn check(drawer: &Drawer, cx: &Context) -> Checked {

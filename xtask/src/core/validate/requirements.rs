@@ -4,12 +4,13 @@
 //! placeholders in the file.
 
 use super::enums::Axes;
-use super::{Context, PLACEHOLDER, Problems, Stage, URL_WITH_PASSWORD, View, shown};
+use super::{Context, Problems, Stage, View, shown};
 use crate::core::contract::{Contract, SUPPORTABLE};
 use crate::core::credentials::{Needs, Want, is_credential_key};
 use crate::core::deployment::{self, Auth, Place, Storage};
 use crate::core::diagnostic::Diagnostic;
 use crate::core::names;
+use crate::core::patterns;
 
 /// What this stage settles for the deployment it may build.
 pub(super) struct Settled {
@@ -290,7 +291,7 @@ fn no_credentials_in_the_file(view: &View, cx: &Context, p: &mut Problems) {
                 "`{0}` looks like a credential — secrets are not in this file: delete the line, then `{2} secrets set {0} {1}`",
                 prop.key, cx.file, cx.program
             )
-        } else if URL_WITH_PASSWORD.is_match(&prop.value) {
+        } else if patterns::has_url_with_password(&prop.value) {
             format!(
                 "`{}` holds a URL with a password — secrets are not in this file: remove the password and keep it in your deploy ENV",
                 prop.key
@@ -333,7 +334,7 @@ fn is_image_ref(value: &str) -> bool {
 fn urls_and_image(view: &View, p: &mut Problems) {
     for key in ["ISSUER", "JWKS_URL", "STORAGE_ENDPOINT"] {
         if let Some(prop) = view.usable(key)
-            && !URL_WITH_PASSWORD.is_match(&prop.value)
+            && !patterns::has_url_with_password(&prop.value)
             && !is_allowed_url(&prop.value)
         {
             p.require(
@@ -383,10 +384,7 @@ fn placeholders(view: &View, p: &mut Problems) {
             .drawer
             .get(key)
             .expect("placeholder keys come from the drawer");
-        let found = PLACEHOLDER
-            .find(&prop.value)
-            .map(|m| m.as_str())
-            .unwrap_or("<…>");
+        let found = patterns::placeholder(&prop.value).unwrap_or("<…>");
         p.require(
             Some(prop.line),
             format!("fill in {key} — `{found}` is a template placeholder"),
