@@ -77,8 +77,41 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_SECRET_KEYS",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
+    "WB_SCALE",
+    "WB_REGIONS",
+    "WB_SIZE",
+    "WB_MEMORY_MB",
+    "WB_CPUS",
+    "WB_AUTO_STOP",
+    "WB_STRATEGY",
+    "WB_HEALTH_PATH",
     "UPDATE",
 ];
+
+/// The path the platform probes for liveness (the engine's unauthenticated `/livez`).
+pub const HEALTH_PATH: &str = "/livez";
+
+/// The shape inputs of SPEC §13.1, always set (empty when the file leaves the key
+/// unset): `WB_SCALE`, `WB_REGIONS` (space-separated), `WB_SIZE` with `WB_MEMORY_MB` and
+/// `WB_CPUS` (empty for the provider's default), `WB_AUTO_STOP`, `WB_STRATEGY`,
+/// `WB_HEALTH_PATH`.
+pub fn shape_inputs(d: &Deployment) -> [(&'static str, String); 8] {
+    use crate::core::deployment::Axis;
+    let size = d.size;
+    [
+        ("WB_SCALE", d.scale.to_string()),
+        ("WB_REGIONS", d.regions.join(" ")),
+        ("WB_SIZE", size.map(|s| s.as_str().to_string()).unwrap_or_default()),
+        (
+            "WB_MEMORY_MB",
+            size.map(|s| s.memory_mb().to_string()).unwrap_or_default(),
+        ),
+        ("WB_CPUS", size.map(|s| s.cpus().to_string()).unwrap_or_default()),
+        ("WB_AUTO_STOP", d.auto_stop.as_str().to_string()),
+        ("WB_STRATEGY", d.strategy.as_str().to_string()),
+        ("WB_HEALTH_PATH", HEALTH_PATH.to_string()),
+    ]
+}
 
 /// Generic passthroughs every recipe gets when the caller sets them: `UPDATE`
 /// (re-apply, never create).
@@ -131,7 +164,8 @@ pub struct RecipeRun<'a> {
 /// everything else comes from the deployment and its engine env.
 ///
 /// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
-/// WB_REGION, WB_SECRET_KEYS, the engine env (each by name, in its order), WB_ENGINE_KEYS,
+/// WB_REGION, WB_SECRET_KEYS, the shape inputs ([`shape_inputs`]), the engine env (each
+/// by name, in its order), WB_ENGINE_KEYS,
 /// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
 /// recipe's own passthroughs.
 /// Unset or empty caller values are left out, as are the deployment's absent optionals.
@@ -172,6 +206,9 @@ pub fn sealed_env(
         put(&mut env, "WB_REGION", region.into());
     }
     put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
+    for (name, value) in shape_inputs(d) {
+        put(&mut env, name, value.into());
+    }
 
     let reserved = |name: &str| {
         KIT_INPUTS.contains(&name)
@@ -220,4 +257,38 @@ pub fn sealed_env(
         }
     }
     Ok(SealedEnv(env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::deployment::{AutoStop, Place, Size, Strategy};
+
+    #[test]
+    fn shape_inputs_carry_the_scaled_shape() {
+        let mut d = Deployment::new("s", Place::Cloud);
+        d.scale = 3;
+        d.regions = vec!["ams".into(), "sin".into()];
+        d.size = Some(Size::T3);
+        d.auto_stop = AutoStop::Off;
+        d.strategy = Strategy::Canary;
+        let got: Vec<(&str, String)> = shape_inputs(&d).into_iter().collect();
+        let want: Vec<(&str, String)> = [
+            ("WB_SCALE", "3"),
+            ("WB_REGIONS", "ams sin"),
+            ("WB_SIZE", "t3"),
+            ("WB_MEMORY_MB", "2048"),
+            ("WB_CPUS", "2"),
+            ("WB_AUTO_STOP", "off"),
+            ("WB_STRATEGY", "canary"),
+            ("WB_HEALTH_PATH", "/livez"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n, v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        for (name, _) in &got {
+            assert!(KIT_INPUTS.contains(name), "{name} is a kit input");
+        }
+    }
 }
