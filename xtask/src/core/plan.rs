@@ -54,6 +54,9 @@ impl Intended {
         for (name, value) in &self.env.0 {
             f.put(format!("env:{name}"), value.expose(), salt);
         }
+        for (key, value) in shape_parts(d) {
+            f.put(key, &value, salt);
+        }
         for (artifact, text) in &self.artifacts {
             f.put(artifact.file_name(), text, salt);
         }
@@ -62,6 +65,31 @@ impl Intended {
         }
         f
     }
+}
+
+/// The shape keys (SPEC §12) that differ from their defaults, as fingerprint parts named
+/// by their keys: they shape the platform, not the engine env, so a change to one is a
+/// change of its own (`SCALE changed`). A default leaves no part, so a deployment that
+/// never set them compares as it did before they existed.
+fn shape_parts(d: &Deployment) -> Vec<(&'static str, String)> {
+    use crate::core::deployment::{AutoStop, Strategy};
+    let mut out = Vec::new();
+    if d.scale != 1 {
+        out.push(("SCALE", d.scale.to_string()));
+    }
+    if !d.regions.is_empty() {
+        out.push(("REGIONS", d.regions.join(" ")));
+    }
+    if let Some(size) = d.size {
+        out.push(("SIZE", size.as_str().to_string()));
+    }
+    if d.auto_stop != AutoStop::Stop {
+        out.push(("AUTO_STOP", d.auto_stop.as_str().to_string()));
+    }
+    if d.strategy != Strategy::Rolling {
+        out.push(("STRATEGY", d.strategy.as_str().to_string()));
+    }
+    out
 }
 
 /// What was applied, as comparable parts: `image`, `env:NAME` (value hashed with a
