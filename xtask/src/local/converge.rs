@@ -53,6 +53,9 @@ enum Attempt {
 }
 
 pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
+    if local.d.scale > 1 {
+        return super::scale::apply(local, force);
+    }
     let spec = local.spec();
     let fail = |e: String| local.fail(&spec, None, e);
     for sub in [&spec.dir, &spec.data, &spec.disco] {
@@ -60,6 +63,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     }
     let _lock = FileLock::acquire(&spec.dir.join("local.lock")).map_err(fail)?;
     state::sweep_temp_files(&spec.dir);
+    super::scale::retire(local, &spec, 1).map_err(fail)?;
     let (mut candidates, forced) = registry::candidates(local.edge, &[]).map_err(fail)?;
     let live = settle_previous(local, &spec).map_err(fail)?;
     // A running engine keeps its backend unless the user forces another: re-applying
@@ -242,7 +246,7 @@ fn keep(
 }
 
 /// What the backend resolved (backend, image id, engine binary), hashed with the salt.
-fn resolved(
+pub(super) fn resolved(
     local: &Local,
     backend: &mut dyn Backend,
     spec: &Spec,
@@ -257,7 +261,7 @@ fn resolved(
     Ok(f)
 }
 
-fn current_health(spec: &Spec, prev: &Instance) -> Result<(), String> {
+pub(super) fn current_health(spec: &Spec, prev: &Instance) -> Result<(), String> {
     read_runtime(&spec.discovery())
         .ok_or_else(|| "no discovery file".to_string())
         .and_then(|rt| {
@@ -290,7 +294,7 @@ fn replace_reason(
     }
 }
 
-fn read_port(spec: &Spec) -> Option<u16> {
+pub(super) fn read_port(spec: &Spec) -> Option<u16> {
     std::fs::read_to_string(spec.dir.join("port"))
         .ok()?
         .trim()
@@ -329,7 +333,7 @@ fn clean_orphan_files(local: &Local, spec: &Spec) {
 
 /// Starts the engine on a free loopback port and waits until it is healthy; a port
 /// lost to a race is retried on another (three tries).
-fn bring_up(
+pub(super) fn bring_up(
     local: &Local,
     backend: &mut dyn Backend,
     spec: &Spec,

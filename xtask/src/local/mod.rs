@@ -12,6 +12,7 @@ pub mod backend;
 mod converge;
 pub mod health;
 pub mod http;
+pub mod scale;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,6 +76,8 @@ pub struct Status {
     pub at: Where,
     pub inst: Option<Instance>,
     pub state: State,
+    /// `SCALE` > 1: every instance (the fields above are instance 1's); else empty.
+    pub instances: Vec<scale::Member>,
 }
 
 impl State {
@@ -118,6 +121,13 @@ impl<'a> Local<'a> {
         )
     }
 
+    /// The spec the single-instance looks (`status`, `url`, `logs`) use: instance 1 of a
+    /// scaled deployment, else the deployment's own.
+    fn primary(&self) -> Spec {
+        let top = self.spec();
+        if self.d.scale > 1 { top.instance(1) } else { top }
+    }
+
     fn at(&self, spec: &Spec, inst: Option<&Instance>) -> Where {
         Where {
             id: spec.id.clone(),
@@ -156,6 +166,16 @@ impl<'a> Local<'a> {
                 .map_err(|e| self.fail(&spec, Some(inst), e))?;
         }
         converge::clear_instance(&spec);
+        for n in scale::indices(&spec.dir) {
+            let one = spec.instance(n);
+            if let Some(inst) = Instance::load(&one) {
+                let b = registry::for_kind(inst.backend, self.edge);
+                was_running |= matches!(b.status(&one, &inst), Presence::Running { .. });
+                b.down(&one, &inst)
+                    .map_err(|e| self.fail(&one, Some(&inst), e))?;
+            }
+            converge::clear_instance(&one);
+        }
         let _ = state::forget_applied(&spec.dir);
         Ok((self.at(&spec, inst.as_ref()), was_running))
     }
@@ -173,7 +193,7 @@ impl<'a> Local<'a> {
     }
 
     pub fn status(&self) -> Status {
-        let spec = self.spec();
+        let spec = self.primary();
         let inst = Instance::load(&spec);
         let state = match &inst {
             None => State::Down,
@@ -183,16 +203,22 @@ impl<'a> Local<'a> {
                 Presence::Absent => State::Gone,
             },
         };
+        let instances = if self.d.scale > 1 {
+            scale::members(self, &self.spec())
+        } else {
+            Vec::new()
+        };
         Status {
             at: self.at(&spec, inst.as_ref()),
             inst,
             state,
+            instances,
         }
     }
 
     /// The running instance, or why there is none.
     pub fn running(&self) -> Result<(Where, Instance, Option<u32>), Failed> {
-        let spec = self.spec();
+        let spec = self.primary();
         let not = |why: String| {
             self.fail(
                 &spec,
@@ -212,7 +238,7 @@ impl<'a> Local<'a> {
     /// The engine's log: the log file (process, krunvm), the container's log (docker,
     /// podman).
     pub fn logs(&self) -> Result<(Where, String), Failed> {
-        let spec = self.spec();
+        let spec = self.primary();
         let inst = Instance::load(&spec);
         let text = match &inst {
             Some(inst) => registry::for_kind(inst.backend, self.edge).logs(&spec, inst, None),
@@ -226,8 +252,28 @@ impl<'a> Local<'a> {
         Ok((self.at(&spec, inst.as_ref()), text))
     }
 
+    /// Checks every instance (SCALE > 1: each of them, the first failure wins); the
+    /// URL is instance 1's.
     pub fn verify(&self) -> Result<(Where, String), Failed> {
-        let spec = self.spec();
+        if self.d.scale <= 1 {
+            return self.verify_one(self.spec());
+        }
+        let top = self.spec();
+        let mut first = None;
+        for n in 1..=self.d.scale {
+            let ok = self.verify_one(top.instance(n)).map_err(|mut f| {
+                f.error = match f.error {
+                    Error::Failed(m) => Error::Failed(format!("instance {n}: {m}")),
+                    other => other,
+                };
+                f
+            })?;
+            first.get_or_insert(ok);
+        }
+        Ok(first.expect("SCALE > 1 has an instance 1"))
+    }
+
+    fn verify_one(&self, spec: Spec) -> Result<(Where, String), Failed> {
         let Some(inst) = Instance::load(&spec) else {
             let mut message = format!(
                 "nothing is running for `{}` — `{} apply` starts it",
