@@ -112,13 +112,15 @@ pub fn describe(inst: &Instance, pid: Option<u32>) -> String {
 
 impl<'a> Local<'a> {
     pub fn spec(&self) -> Spec {
-        Spec::at(
+        let mut spec = Spec::at(
             &self.paths.dir,
             &self.d.id,
             engine_env(self.d, self.deploy_env),
             self.d.port,
             &self.d.image,
-        )
+        );
+        spec.limits = self.d.size.map(|s| (s.memory_mb(), s.cpus()));
+        spec
     }
 
     /// The spec the single-instance looks (`status`, `url`, `logs`) use: instance 1 of a

@@ -41,6 +41,8 @@ pub struct Spec {
     /// With `SCALE` > 1: which instance (from 1) this spec runs, in its own
     /// `instances/<n>/` beside the shared `data/`.
     pub index: Option<u16>,
+    /// `SIZE` as (memory in MB, CPUs): `--memory`/`--cpus` for docker and podman.
+    pub limits: Option<(u32, u32)>,
 }
 
 impl Spec {
@@ -56,6 +58,7 @@ impl Spec {
             guest_port,
             image: image.to_string(),
             index: None,
+            limits: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl Spec {
             guest_port: self.guest_port,
             image: self.image.clone(),
             index: Some(n),
+            limits: self.limits,
             dir: slot,
         }
     }
