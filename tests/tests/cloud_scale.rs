@@ -15,7 +15,8 @@ const FILE: &str = "cloud-saas.org";
 /// The shipped SaaS file (postgres + s3: no volume) with `props` added to its drawer.
 fn shaped(sb: &Sandbox, props: &str) {
     let path = sb.work().join(FILE);
-    let text = std::fs::read_to_string(wb_tests::repo_root().join("deployments").join(FILE)).unwrap();
+    let text =
+        std::fs::read_to_string(wb_tests::repo_root().join("deployments").join(FILE)).unwrap();
     assert!(text.contains(":REGION: iad\n"));
     std::fs::write(
         &path,
@@ -91,10 +92,12 @@ fn scale_out_spreads_machines_over_regions_and_converges_with_one_call_per_chang
         )]
     );
     assert_eq!(machines(&sb), regions(&[("ams", 1), ("iad", 2)]));
-    assert!(state(&sb)["apps"]["wb-saas"]["volumes"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(
+        state(&sb)["apps"]["wb-saas"]["volumes"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Unchanged: zero mutating calls.
     let before = calls(&sb).len();

@@ -32,7 +32,10 @@ fn instances(sb: &Sandbox, file: &str) -> Vec<(u16, String, Option<u32>)> {
     let (run, v) = json(sb, "status", file);
     run.expect_code(0);
     let list = v["instances"].as_array().expect("instances").clone();
-    assert_eq!(v["url"], list[0]["url"], "the top-level url is instance 1's");
+    assert_eq!(
+        v["url"], list[0]["url"],
+        "the top-level url is instance 1's"
+    );
     list.iter()
         .enumerate()
         .map(|(i, m)| {
@@ -54,7 +57,10 @@ fn read_everywhere(all: &[(u16, String, Option<u32>)], bytes: &[u8]) {
     for (port, token, _) in all {
         let (status, body) = http("GET", *port, "/workbooks/shared.wb", token, b"");
         assert_eq!(status, 200, "instance on port {port}");
-        assert!(body == bytes, "instance on port {port} reads the same bytes");
+        assert!(
+            body == bytes,
+            "instance on port {port} reads the same bytes"
+        );
     }
 }
 
@@ -113,10 +119,16 @@ fn scaled_arc(kind: Kind) {
             .args(["-9", &victim.to_string()])
             .status()
             .unwrap();
-        assert!(eventually(std::time::Duration::from_secs(5), || !alive(victim)));
+        assert!(eventually(std::time::Duration::from_secs(5), || !alive(
+            victim
+        )));
         apply_ok(&sb, &file);
         let now = instances(&sb, &file);
-        assert_eq!([now[0].2.unwrap(), now[2].2.unwrap()], kept, "the others untouched");
+        assert_eq!(
+            [now[0].2.unwrap(), now[2].2.unwrap()],
+            kept,
+            "the others untouched"
+        );
         assert_ne!(now[1].2.unwrap(), victim);
         read_everywhere(&now, &bytes);
     } else {
@@ -153,7 +165,9 @@ fn scale_three_on_podman_shares_one_postgres_registry() {
 #[test]
 fn a_dsn_that_cannot_connect_fails_the_apply_and_leaves_nothing_running() {
     let Some(pg) = pg::Pg::start() else { return };
-    let Some(mut sb) = Kind::Process.sandbox() else { return };
+    let Some(mut sb) = Kind::Process.sandbox() else {
+        return;
+    };
     let password = "cnry-dsn-Pw9";
     sb.set("WB_DATABASE_URL", pg.tcp_url(password));
     let id = unique_id("scale-baddsn");
@@ -162,10 +176,15 @@ fn a_dsn_that_cannot_connect_fails_the_apply_and_leaves_nothing_running() {
     let (run, v) = json(&sb, "apply", &file);
     run.expect_code(1);
     run.assert_no_canary(&[password]);
-    let error = v["error"]["message"].as_str().unwrap_or_default().to_string();
+    let error = v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(error.contains("instance "), "{error}");
     assert!(
-        error.to_ascii_lowercase().contains("password authentication failed"),
+        error
+            .to_ascii_lowercase()
+            .contains("password authentication failed"),
         "the engine's own message: {error}"
     );
     let state = sb.wb_home().join(&id);

@@ -127,7 +127,11 @@ impl<'a> Local<'a> {
     /// scaled deployment, else the deployment's own.
     fn primary(&self) -> Spec {
         let top = self.spec();
-        if self.d.scale > 1 { top.instance(1) } else { top }
+        if self.d.scale > 1 {
+            top.instance(1)
+        } else {
+            top
+        }
     }
 
     fn at(&self, spec: &Spec, inst: Option<&Instance>) -> Where {

@@ -102,8 +102,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     );
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),
-        resolved: converge::resolved(local, backend.as_mut(), &first, kind, &salt)
-            .map_err(fail)?,
+        resolved: converge::resolved(local, backend.as_mut(), &first, kind, &salt).map_err(fail)?,
     };
     let mut changes = plan.lines();
     let before_resolved = before.map(|b| b.resolved).unwrap_or_default();
@@ -141,7 +140,11 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
         inst,
         pid,
         action,
-        changes: if start.is_empty() { Vec::new() } else { changes },
+        changes: if start.is_empty() {
+            Vec::new()
+        } else {
+            changes
+        },
     })
 }
 
@@ -237,12 +240,7 @@ fn settle(
 
 /// Starts the instances `which` in parallel, each on its own port; if any fails, the
 /// ones this call started are stopped and the first failure (lowest index) returned.
-fn start_all(
-    local: &Local,
-    kind: Kind,
-    top: &Spec,
-    which: &[u16],
-) -> Result<Vec<Started>, Failed> {
+fn start_all(local: &Local, kind: Kind, top: &Spec, which: &[u16]) -> Result<Vec<Started>, Failed> {
     let parts = Parts {
         d: local.d,
         deploy_env: local.deploy_env,
@@ -323,7 +321,11 @@ fn start_one(
                 format!("{}\n", inst.port).as_bytes(),
                 0o600,
             )?;
-            words.good(&format!("runtime up — {} ({})", inst.url(), describe(&inst, pid)));
+            words.good(&format!(
+                "runtime up — {} ({})",
+                inst.url(),
+                describe(&inst, pid)
+            ));
             Ok((n, inst, pid))
         });
     (n, words, result)

@@ -101,12 +101,18 @@ pub fn shape_inputs(d: &Deployment) -> [(&'static str, String); 8] {
     [
         ("WB_SCALE", d.scale.to_string()),
         ("WB_REGIONS", d.regions.join(" ")),
-        ("WB_SIZE", size.map(|s| s.as_str().to_string()).unwrap_or_default()),
+        (
+            "WB_SIZE",
+            size.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        ),
         (
             "WB_MEMORY_MB",
             size.map(|s| s.memory_mb().to_string()).unwrap_or_default(),
         ),
-        ("WB_CPUS", size.map(|s| s.cpus().to_string()).unwrap_or_default()),
+        (
+            "WB_CPUS",
+            size.map(|s| s.cpus().to_string()).unwrap_or_default(),
+        ),
         ("WB_AUTO_STOP", d.auto_stop.as_str().to_string()),
         ("WB_STRATEGY", d.strategy.as_str().to_string()),
         ("WB_HEALTH_PATH", HEALTH_PATH.to_string()),

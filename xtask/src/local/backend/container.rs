@@ -294,8 +294,7 @@ pub fn socket_dir(dsn: &str) -> Option<String> {
     words.iter().find_map(|w| {
         let value = w.strip_prefix("host=")?;
         let value = value.replace("%2F", "/").replace("%2f", "/");
-        (value.starts_with('/') && !value.contains(':') && !value.contains(','))
-            .then_some(value)
+        (value.starts_with('/') && !value.contains(':') && !value.contains(',')).then_some(value)
     })
 }
 
@@ -454,8 +453,14 @@ mod tests {
     #[test]
     fn a_socket_dsn_names_its_directory_and_others_none() {
         for (dsn, want) in [
-            ("postgres://wb@/wb?host=/tmp/pg/sock&port=5433", Some("/tmp/pg/sock")),
-            ("postgresql://wb@/wb?port=1&host=%2Frun%2Fpg", Some("/run/pg")),
+            (
+                "postgres://wb@/wb?host=/tmp/pg/sock&port=5433",
+                Some("/tmp/pg/sock"),
+            ),
+            (
+                "postgresql://wb@/wb?port=1&host=%2Frun%2Fpg",
+                Some("/run/pg"),
+            ),
             ("host=/tmp/s port=5432 user=wb dbname=wb", Some("/tmp/s")),
             ("postgres://wb:pw@127.0.0.1:5432/wb", None),
             ("host=db.example.com user=wb", None),
@@ -471,7 +476,10 @@ mod tests {
         spec.limits = Some((2048, 2));
         let args = run_args(&spec, 41002, REFERENCE_IMAGE).join(" ");
         assert!(args.contains("--name wb-demo.2 "), "{args}");
-        assert!(args.contains("-v /st/demo/data:/data -v /st/demo/instances/2/disco:/disco"), "{args}");
+        assert!(
+            args.contains("-v /st/demo/data:/data -v /st/demo/instances/2/disco:/disco"),
+            "{args}"
+        );
         assert!(args.contains("--memory 2048m --cpus 2"), "{args}");
         assert!(!args.contains("/tmp/pg"), "{args}");
         spec.env.0.push((
