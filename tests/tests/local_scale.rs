@@ -4,7 +4,7 @@
 //! lists them, `verify` checks each, `down` keeps data, a smaller SCALE stops the
 //! extra ones, kill -9 of one is restored without touching the others, and a DSN that
 //! cannot connect fails the apply with the engine's message (never its password) and
-//! leaves nothing running. Process and podman; `WB_REQUIRE_TOOLS=1` makes a missing
+//! leaves nothing running. Process, podman and docker; `WB_REQUIRE_TOOLS=1` makes a missing
 //! PostgreSQL or podman a failure.
 
 mod local_support;
@@ -197,4 +197,9 @@ fn a_dsn_that_cannot_connect_fails_the_apply_and_leaves_nothing_running() {
     }
     let (_, status) = json(&sb, "status", &file);
     assert_eq!(status["running"], false, "{status}");
+}
+
+#[test]
+fn scale_three_on_docker_shares_one_postgres_registry() {
+    scaled_arc(Kind::Docker);
 }
