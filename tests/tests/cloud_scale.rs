@@ -130,6 +130,12 @@ fn scale_out_spreads_machines_over_regions_and_converges_with_one_call_per_chang
         )]
     );
     assert_eq!(machines(&sb), regions(&[("ams", 1), ("iad", 1)]));
+    // The kit runs the recipe's whole `up` on any change: the staged secrets and the
+    // deploy run too (they create nothing), and the shape takes one scale call.
+    assert_eq!(
+        mutating(&calls(&sb)[before..]),
+        ["secrets import", "deploy", "scale count"]
+    );
 
     // ams dropped from the file: iad gets both, then ams goes to 0.
     shaped(&sb, ":SCALE: 2\n");

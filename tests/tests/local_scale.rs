@@ -203,3 +203,21 @@ fn a_dsn_that_cannot_connect_fails_the_apply_and_leaves_nothing_running() {
 fn scale_three_on_docker_shares_one_postgres_registry() {
     scaled_arc(Kind::Docker);
 }
+
+#[test]
+fn krunvm_refuses_a_scaled_deployment_before_starting_anything() {
+    let mut sb = Sandbox::new();
+    sb.set("WB_VMM_BACKEND", "krunvm");
+    sb.set("WB_DATABASE_URL", "postgres://wb@/wb?host=/nonexistent");
+    let file = scaled(&sb, "scale-krunvm", 3);
+    let run = sb.deploy(&["apply", &file]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "SCALE: 3 runs 3 engines, each on its own loopback port, and the krunvm backend runs one VM per deployment — set WB_VMM_BACKEND=process, docker or podman, or SCALE: 1"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!sb.wb_home().join("scale-krunvm/instances").exists());
+}
