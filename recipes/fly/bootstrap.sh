@@ -477,9 +477,51 @@ provider_down() {
   fi
 }
 
+# _fly_state_line JSON: the `state: {json}` line (SPEC §13.1) from `fly status
+# --json` (machines.go renderMachineJSONStatus: AppCompact fields plus Machines,
+# each a fly-go Machine with "region", "instance_id" and config "image"). The
+# image is the first machine's config image: a deploy updates every machine.
+_fly_state_line() {
+  local flat=${1//$'\n'/ } image=null n=0 regions="" r
+  local re_image='"image"[[:space:]]*:[[:space:]]*"([^"]*)"(.*)'
+  local re_region='"region"[[:space:]]*:[[:space:]]*"([a-z0-9]*)"(.*)'
+  local re_inst='"instance_id"[[:space:]]*:(.*)'
+  if [[ $flat =~ $re_image ]]; then
+    image="\"${BASH_REMATCH[1]}\""
+  fi
+  local rest=$flat
+  while [[ $rest =~ $re_inst ]]; do
+    n=$((n + 1))
+    rest=${BASH_REMATCH[1]}
+  done
+  rest=$flat
+  while [[ $rest =~ $re_region ]]; do
+    r=${BASH_REMATCH[1]}
+    rest=${BASH_REMATCH[2]}
+    if [[ ",$regions," != *",\"$r\","* ]]; then
+      regions+=${regions:+,}"\"$r\""
+    fi
+  done
+  printf 'state: {"present": true, "image": %s, "instances": %d, "regions": [%s]}\n' \
+    "$image" "$n" "$regions"
+}
+
+# provider_status: flyctl's own words, then the `state:` line the kit reads for
+# drift. A missing app ("Could not find App") prints `"present": false` and
+# keeps flyctl's exit code.
 provider_status() {
+  local err rc=0 json
   wb_require WB_APP_NAME
-  "$FLY" status -a "$WB_APP_NAME"
+  { err=$("$FLY" status -a "$WB_APP_NAME" 2>&1 1>&3 3>&-); } 3>&1 || rc=$?
+  if ((rc != 0)); then
+    printf '%s\n' "$err" >&2
+    if [[ $err == *'Could not find App'* ]]; then
+      printf 'state: {"present": false, "image": null, "instances": 0, "regions": []}\n'
+    fi
+    return "$rc"
+  fi
+  json=$("$FLY" status -a "$WB_APP_NAME" --json)
+  _fly_state_line "$json"
 }
 
 # provider_logs: `fly logs --no-tail` returns only after a non-empty batch of

@@ -172,7 +172,8 @@ fn help_teaches_the_verbs() {
         "status",
         "down",
         "doctor",
-        "local",
+        "up-local",
+        "connect",
         "secrets",
         "fmt",
         "--migrate",
@@ -401,7 +402,7 @@ fn every_verb_has_its_own_help_and_help_verb_is_the_same() {
     let sb = Sandbox::new();
     for verb in [
         "init", "validate", "plan", "apply", "verify", "status", "logs", "url", "down", "doctor",
-        "local", "secrets", "fmt",
+        "up-local", "connect", "secrets", "fmt",
     ] {
         let flag = sb.deploy(&[verb, "--help"]);
         flag.expect_code(0);

@@ -9,8 +9,9 @@ use wb_tests::{Run, Sandbox};
 
 const FILE: &str = "cloud-saas.org";
 
-fn applied_record(sb: &Sandbox) -> std::path::PathBuf {
-    sb.wb_home().join("cloud-saas/last-applied.json")
+/// Whether the kit's record says a release is applied (its newest release, SPEC §18).
+fn applied(sb: &Sandbox) -> bool {
+    xtask::state::last_applied(&sb.wb_home().join("cloud-saas")).is_some()
 }
 
 #[track_caller]
@@ -70,10 +71,14 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
             "secrets import",
             "volumes list",
             "volumes create",
-            "deploy"
+            "deploy",
+            // After `up`: the deployed image for the release (the `state:` line, from
+            // `status` and `status --json`), read-only.
+            "status",
+            "status"
         ]
     );
-    assert!(applied_record(&sb).is_file());
+    assert!(applied(&sb));
     // The double received the bearer as a staged secret (by digest) — a cloud engine is
     // never deployed without it.
     let state: serde_json::Value = serde_json::from_str(
@@ -187,7 +192,7 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
     let down = sb.deploy(&["down", FILE]);
     down.expect_code(0);
     clean(&sb, &down);
-    assert!(!applied_record(&sb).exists());
+    assert!(!applied(&sb));
     assert_eq!(
         stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").unwrap(),
         bearer
@@ -334,23 +339,20 @@ fn a_failing_step_passes_its_code_through_and_records_nothing() {
         run.stderr
     );
     assert!(!run.stdout.contains("url:"));
-    assert!(
-        !applied_record(&sb).exists(),
-        "no last-applied record after a failure"
-    );
+    assert!(!applied(&sb), "no last-applied record after a failure");
 
     // The next apply converges (the deploy step runs again) and records.
     let retry = sb.deploy(&["apply", FILE, "--json"]);
     retry.expect_code(0);
     assert_eq!(retry.json()["changed"], true);
-    assert!(applied_record(&sb).exists());
+    assert!(applied(&sb));
 
     // A failure on an already-applied deployment also drops the stale record.
     std::fs::write(sb.home().join(".fly-double/fail"), "deploy 4\n").unwrap();
     let forced = sb.deploy(&["apply", FILE, "--force", "--json"]);
     forced.expect_code(4);
     assert_eq!(forced.json()["ok"], false);
-    assert!(!applied_record(&sb).exists());
+    assert!(!applied(&sb));
 }
 
 #[test]
@@ -481,7 +483,7 @@ fn without_flyctl_the_recipe_points_at_the_installer() {
         run.stderr
     );
     assert!(stored(&sb, "cloud-saas", "WB_PUBLIC_BEARER").is_none());
-    assert!(!applied_record(&sb).exists());
+    assert!(!applied(&sb));
     clean(&sb, &run);
     // The recipe itself still points at the installer when run without the kit's check.
     let run = sb.deploy(&["status", FILE]);

@@ -103,7 +103,7 @@ fn the_worked_example_in_the_docs_deploys_end_to_end() {
         "{}",
         refused.stderr
     );
-    assert!(!sb.wb_home().join("acme/last-applied.json").exists());
+    assert!(xtask::state::last_applied(&sb.wb_home().join("acme")).is_none());
 
     sb.set("ACME_TOKEN", "acme-cnry-token-T5");
     let run = sb.deploy(&["apply", &file]);
@@ -445,7 +445,7 @@ fn ctrl_c_during_a_recipe_leaves_no_temp_files_and_exits_130() {
         "left behind: {:?}",
         temp_entries(&sb)
     );
-    assert!(!sb.wb_home().join("sleepy/last-applied.json").exists());
+    assert!(xtask::state::last_applied(&sb.wb_home().join("sleepy")).is_none());
     for f in files_under(&sb.wb_home()) {
         assert!(
             !f.to_string_lossy().contains(".tmp-"),

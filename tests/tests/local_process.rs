@@ -34,7 +34,7 @@ fn deploy_local_is_a_zero_config_apply() {
         run.stderr
     );
     let v = run.json();
-    assert_eq!(v["verb"], "local");
+    assert_eq!(v["verb"], "up-local", "`local` is an alias of `up-local`");
     assert_eq!(v["id"], "local");
     assert_eq!(v["backend"], "process");
     // Any file with `:ID: local` addresses the same engine.

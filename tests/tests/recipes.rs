@@ -1043,7 +1043,28 @@ fn status_logs_and_url_read_without_changing_anything() {
         "{}",
         run.stdout
     );
-    assert_eq!(fx.argv_of("status"), ["status", "-a", APP]);
+    // flyctl's own words, then the `state:` line (SPEC §13.1) from `status --json`.
+    let argvs: Vec<serde_json::Value> = fx
+        .calls()
+        .iter()
+        .skip(before)
+        .map(|c| c["argv"].clone())
+        .collect();
+    assert_eq!(
+        argvs,
+        [
+            serde_json::json!(["status", "-a", APP]),
+            serde_json::json!(["status", "-a", APP, "--json"])
+        ]
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "state: {{\"present\": true, \"image\": \"{}\", \"instances\": 1, \"regions\": [\"ams\"]}}",
+            fx.app_state()["machines"][0]["image"].as_str().unwrap()
+        )),
+        "{}",
+        run.stdout
+    );
 
     let run = fx.run("logs");
     run.expect_code(0);
@@ -1058,7 +1079,7 @@ fn status_logs_and_url_read_without_changing_anything() {
     run.expect_code(0);
     assert_eq!(run.stdout, format!("url: https://{APP}.fly.dev\n"));
 
-    assert_eq!(fx.commands()[before..], ["status", "logs"]);
+    assert_eq!(fx.commands()[before..], ["status", "status", "logs"]);
     assert!(fx.calls()[before..].iter().all(|c| c["mutating"] == false));
     assert_eq!(fx.state(), state, "a read-only action changed the platform");
 }

@@ -40,6 +40,10 @@ pub struct Deploy {
     pub json: bool,
     /// `--id ID`: one deployment among several drawers.
     pub id: Option<String>,
+    /// `--lock-wait SECONDS` (mutating verbs; 0 refuses at once).
+    pub lock_wait: u64,
+    /// `--preview NAME`: the preview deployment `<id>-<name>` (SPEC §14).
+    pub preview: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +58,21 @@ pub enum Shell {
 pub enum Verb {
     Init(InitArgs),
     Validate,
-    Plan,
+    /// `plan`; `live` also asks the place what is running (drift).
+    Plan {
+        live: bool,
+    },
     Apply {
         force: bool,
     },
+    /// `releases`: the deployment's recorded releases.
+    Releases,
+    /// `rollback [--to N]`: re-apply release N (default: the previous one).
+    Rollback {
+        to: Option<u32>,
+    },
+    /// `previews`: the preview deployments of a file.
+    Previews,
     Verify,
     Status,
     Logs,
@@ -67,7 +82,10 @@ pub enum Verb {
         purge: bool,
     },
     Doctor,
+    /// `up-local` (alias `local`): the zero-config local engine.
     Local,
+    /// `connect`: what a client needs — the URL and where the token is.
+    Connect,
     Secrets(SecretsAction),
     Fmt,
 }
@@ -105,7 +123,11 @@ impl Verb {
     pub fn requires_secrets(&self) -> bool {
         matches!(
             self,
-            Verb::Validate | Verb::Plan | Verb::Apply { .. } | Verb::Fmt
+            Verb::Validate
+                | Verb::Plan { .. }
+                | Verb::Apply { .. }
+                | Verb::Rollback { .. }
+                | Verb::Fmt
         )
     }
 }
@@ -121,6 +143,10 @@ pub struct VerbInfo {
 }
 
 const COMMON: &[&str] = &["--json", "--id", "--help"];
+
+/// Older names that still work: `local` reads like a file name, so the verb is
+/// `up-local`; `local` stays an alias (its help says so).
+pub const ALIASES: &[(&str, &str)] = &[("local", "up-local")];
 
 pub const VERBS: &[VerbInfo] = &[
     VerbInfo {
@@ -142,74 +168,106 @@ pub const VERBS: &[VerbInfo] = &[
     VerbInfo {
         name: "plan",
         summary: "validate + the engine env (secrets redacted) + artifacts + what apply would change",
-        usage: "plan [FILE]",
-        flags: &[],
+        usage: "plan [FILE] [--live] [--preview NAME]",
+        flags: &["--live", "--preview"],
         example: "plan deployments/cloud-saas.org --json",
         takes_file: true,
     },
     VerbInfo {
         name: "apply",
         summary: "converge; an unchanged deployment changes nothing",
-        usage: "apply [FILE] [--force]",
-        flags: &["--force"],
+        usage: "apply [FILE] [--force] [--lock-wait SECONDS] [--preview NAME]",
+        flags: &["--force", "--lock-wait", "--preview"],
         example: "apply deployments/local.org",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "releases",
+        summary: "what each apply that changed something deployed, newest last (last 20)",
+        usage: "releases [FILE]",
+        flags: &[],
+        example: "releases deployments/cloud-saas.org --json",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "rollback",
+        summary: "re-apply an earlier release's image and artifacts with today's secrets",
+        usage: "rollback [FILE] [--to N] [--lock-wait SECONDS]",
+        flags: &["--to", "--lock-wait"],
+        example: "rollback deployments/cloud-saas.org --to 3",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "previews",
+        summary: "the preview deployments of a file, with their last apply time",
+        usage: "previews [FILE]",
+        flags: &[],
+        example: "previews deployments/cloud-saas.org",
         takes_file: true,
     },
     VerbInfo {
         name: "verify",
         summary: "prove the live engine answers GET /health with 200",
-        usage: "verify [FILE]",
-        flags: &[],
+        usage: "verify [FILE] [--preview NAME]",
+        flags: &["--preview"],
         example: "verify deployments/local.org",
         takes_file: true,
     },
     VerbInfo {
         name: "status",
         summary: "presence and endpoint",
-        usage: "status [FILE]",
-        flags: &[],
+        usage: "status [FILE] [--preview NAME]",
+        flags: &["--preview"],
         example: "status deployments/local.org --json",
         takes_file: true,
     },
     VerbInfo {
         name: "logs",
         summary: "the engine's recent logs",
-        usage: "logs [FILE]",
-        flags: &[],
+        usage: "logs [FILE] [--preview NAME]",
+        flags: &["--preview"],
         example: "logs deployments/local.org",
         takes_file: true,
     },
     VerbInfo {
         name: "url",
         summary: "the engine's URL, bare, on stdout (for $(…))",
-        usage: "url [FILE]",
-        flags: &[],
+        usage: "url [FILE] [--preview NAME]",
+        flags: &["--preview"],
         example: "curl \"$(cargo xtask deploy url deployments/local.org)/health\"",
         takes_file: true,
     },
     VerbInfo {
         name: "down",
         summary: "stop the engine, keep the data (--purge --yes: destroy it too, cloud)",
-        usage: "down [FILE] [--purge --yes]",
-        flags: &["--purge", "--yes"],
+        usage: "down [FILE] [--purge --yes] [--lock-wait SECONDS] [--preview NAME]",
+        flags: &["--purge", "--yes", "--lock-wait", "--preview"],
         example: "down deployments/local.org",
         takes_file: true,
     },
     VerbInfo {
         name: "doctor",
-        summary: "check tools; list recipes and where they were found",
-        usage: "doctor",
+        summary: "probe backends for real, say which one apply picks; engine image, CLIs",
+        usage: "doctor [FILE]",
         flags: &[],
         example: "doctor --json",
+        takes_file: true,
+    },
+    VerbInfo {
+        name: "up-local",
+        summary: "zero-config local engine, no file needed (id `local`; alias: `local`)",
+        usage: "up-local",
+        flags: &[],
+        example: "up-local",
         takes_file: false,
     },
     VerbInfo {
-        name: "local",
-        summary: "zero-config local engine, no file needed (id `local`)",
-        usage: "local",
+        name: "connect",
+        summary: "what a client needs: the URL and the file holding the token (never the token)",
+        usage: "connect [FILE]",
         flags: &[],
-        example: "local",
-        takes_file: false,
+        example: "connect deployments/local.org --json",
+        takes_file: true,
     },
     VerbInfo {
         name: "secrets",
@@ -231,6 +289,10 @@ pub const VERBS: &[VerbInfo] = &[
 
 impl VerbInfo {
     pub fn find(name: &str) -> Option<&'static VerbInfo> {
+        let name = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, verb)| verb);
         VERBS.iter().find(|v| v.name == name)
     }
 
@@ -238,15 +300,19 @@ impl VerbInfo {
         let name = match verb {
             Verb::Init(_) => "init",
             Verb::Validate => "validate",
-            Verb::Plan => "plan",
+            Verb::Plan { .. } => "plan",
             Verb::Apply { .. } => "apply",
+            Verb::Releases => "releases",
+            Verb::Rollback { .. } => "rollback",
+            Verb::Previews => "previews",
             Verb::Verify => "verify",
             Verb::Status => "status",
             Verb::Logs => "logs",
             Verb::Url => "url",
             Verb::Down { .. } => "down",
             Verb::Doctor => "doctor",
-            Verb::Local => "local",
+            Verb::Local => "up-local",
+            Verb::Connect => "connect",
             Verb::Secrets(_) => "secrets",
             Verb::Fmt => "fmt",
         };
@@ -261,10 +327,14 @@ impl VerbInfo {
             .map(|f| format!("  {f:<10} {}", flag_help(f)))
             .collect();
         flags.extend(COMMON.iter().map(|f| format!("  {f:<10} {}", flag_help(f))));
-        let file = if self.takes_file {
-            "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
-        } else {
-            ""
+        let file = match self.name {
+            "status" | "down" | "logs" | "url" | "verify" | "connect" => {
+                "\nFILE defaults to ./deployment.org, else (when it has run) the zero-config\ndeployment of `up-local`; a bare name such as `local` also finds deployments/local.org.\n"
+            }
+            _ if self.takes_file => {
+                "\nFILE defaults to ./deployment.org; a bare name such as `local` also finds\ndeployments/local.org.\n"
+            }
+            _ => "",
         };
         format!(
             "{program} {}: {}\n\nUsage:\n  {program} {}\n{file}\nOptions:\n{}\n\nExample:\n  {}\n",
@@ -274,7 +344,7 @@ impl VerbInfo {
                 .replace("\n  secrets", &format!("\n  {program} secrets")),
             flags.join("\n"),
             if self.example.starts_with("curl") {
-                self.example.to_string()
+                self.example.replace("cargo xtask deploy", program)
             } else {
                 format!("{program} {}", self.example)
             }
@@ -290,6 +360,10 @@ fn flag_help(flag: &str) -> &'static str {
         "--yes" => "confirm --purge (it cannot be undone)",
         "--json" => "one JSON object on stdout; human text stays on stderr",
         "--id" => "ID: pick one deployment among several drawers",
+        "--live" => "also ask the provider (or backend) what runs, and show drift",
+        "--lock-wait" => "SECONDS: wait this long for another run's lock (default 0: refuse)",
+        "--preview" => "NAME: the preview deployment <id>-NAME with APP <app>-NAME",
+        "--to" => "N: the release to roll back to (default: the previous one)",
         _ => "this help",
     }
 }
@@ -316,7 +390,7 @@ Also: --version, completions bash|zsh|fish; in the repository, `cargo xtask engi
 Exit codes: 0 success · 1 failure · 2 usage · 130/143 interrupted · a recipe's own code.
 Environment: WB_HOME (state dir), WB_PROVIDERS_DIR (recipes), WB_VMM_BACKEND (local
 backend), WB_ENGINE_BIN (process backend's engine), WB_VERIFY_URL (cloud verify target),
-NO_COLOR (plain output).
+WB_PROGRESS (1: progress lines even when piped or --json; 0: never), NO_COLOR (plain output).
 
 Example:
   {program} validate deployments/local.org
@@ -426,7 +500,11 @@ struct Flags {
     migrate: bool,
     purge: bool,
     yes: bool,
+    live: bool,
     id: Option<String>,
+    lock_wait: u64,
+    preview: Option<String>,
+    to: Option<u32>,
     /// Flags given, for checking them against the verb.
     given: Vec<&'static str>,
 }
@@ -461,6 +539,28 @@ fn read_flags(args: Vec<OsString>) -> Result<(Flags, Vec<String>), Error> {
             Arg::Long("yes") => {
                 flags.yes = true;
                 flags.given.push("--yes");
+            }
+            Arg::Long("live") => {
+                flags.live = true;
+                flags.given.push("--live");
+            }
+            Arg::Long("lock-wait") => {
+                flags.lock_wait = number(&mut parser, "--lock-wait", "SECONDS")?;
+                flags.given.push("--lock-wait");
+            }
+            Arg::Long("to") => {
+                flags.to = Some(number(&mut parser, "--to", "a release number")?);
+                flags.given.push("--to");
+            }
+            Arg::Long("preview") => {
+                let name = parser.value().map_err(usage)?.string().map_err(usage)?;
+                if name.starts_with('-') {
+                    return Err(Error::Usage(format!(
+                        "`--preview` needs a NAME, got the flag `{name}`"
+                    )));
+                }
+                flags.preview = Some(name);
+                flags.given.push("--preview");
             }
             Arg::Long("id") => {
                 let id = parser.value().map_err(usage)?.string().map_err(usage)?;
@@ -511,10 +611,12 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
         // `deploy FILE` is `plan FILE`; anything else that is not a verb is a usage error.
         if rest.is_empty() && looks_like_file(cwd, &first) {
             return Ok(Cmd::Deploy(Deploy {
-                verb: Verb::Plan,
+                verb: Verb::Plan { live: false },
                 file: Some(first),
                 json: flags.json,
                 id: flags.id,
+                lock_wait: 0,
+                preview: None,
             }));
         }
         return Err(unknown_verb(&first));
@@ -539,7 +641,19 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
         file,
         json: flags.json,
         id: flags.id,
+        lock_wait: flags.lock_wait,
+        preview: flags.preview.clone(),
     }))
+}
+
+/// A flag's whole-number value.
+fn number<T: std::str::FromStr>(parser: &mut Parser, flag: &str, what: &str) -> Result<T, Error> {
+    let text = parser.value().map_err(usage)?.string().map_err(usage)?;
+    text.parse().map_err(|_| {
+        Error::Usage(format!(
+            "`{flag}` needs {what} as a whole number, got `{text}`"
+        ))
+    })
 }
 
 /// Every flag any verb takes.
@@ -548,6 +662,10 @@ pub const FLAGS: &[&str] = &[
     "--id",
     "--force",
     "--migrate",
+    "--live",
+    "--lock-wait",
+    "--preview",
+    "--to",
     "--help",
     "--version",
 ];
@@ -613,8 +731,11 @@ fn verb_args(
         }
         "secrets" => Verb::Secrets(secrets_action(&mut rest)?),
         "validate" => Verb::Validate,
-        "plan" => Verb::Plan,
+        "plan" => Verb::Plan { live: flags.live },
         "apply" => Verb::Apply { force: flags.force },
+        "releases" => Verb::Releases,
+        "rollback" => Verb::Rollback { to: flags.to },
+        "previews" => Verb::Previews,
         "verify" => Verb::Verify,
         "status" => Verb::Status,
         "logs" => Verb::Logs,
@@ -627,7 +748,8 @@ fn verb_args(
         }
         "down" => Verb::Down { purge: flags.purge },
         "doctor" => Verb::Doctor,
-        "local" => Verb::Local,
+        "up-local" => Verb::Local,
+        "connect" => Verb::Connect,
         "fmt" if flags.migrate => Verb::Fmt,
         "fmt" => {
             return Err(Error::Usage(

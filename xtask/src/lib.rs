@@ -90,6 +90,8 @@ fn dispatch(edge: &Edge, cmd: Cmd) -> (Option<&'static str>, Result<Outcome, Fai
             let cx = Ctx {
                 edge,
                 ui: Ui::new(edge, deploy.json),
+                lock_wait: std::time::Duration::from_secs(deploy.lock_wait),
+                preview: deploy.preview.clone(),
             };
             let result = verbs::run(
                 &cx,

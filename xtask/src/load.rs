@@ -63,6 +63,17 @@ impl Loaded {
 
     /// The human report: every problem with its source line, then the summary if valid.
     pub fn report(&self, ui: &Ui) {
+        if self.text.is_none() {
+            // Not a deployment's problem: the file could not be read at all (SPEC §18).
+            for d in self.checked.diagnostics.iter().filter(|d| d.is_error()) {
+                ui.say(&format!(
+                    "{} {}",
+                    ui.paint("1;31", "error:"),
+                    d.located(&self.shown)
+                ));
+            }
+            return;
+        }
         let text = diagnostic::render_report(
             &self.shown,
             self.text.as_deref(),
@@ -131,13 +142,54 @@ pub fn load(
 ) -> Result<Loaded, String> {
     let path = resolve_file(&edge.cwd, file);
     let shown = path.display().to_string();
-    let app_dir = state::app_dir(&edge.vars)?;
     let read = read_file(&edge.cwd.join(&path), &edge.program);
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("deployment")
         .to_string();
+    load_read(
+        edge,
+        (edge.cwd.join(&path), shown, stem),
+        read,
+        id,
+        require_secrets,
+    )
+}
+
+/// How messages name the zero-config deployment.
+pub const ZERO_CONFIG_SHOWN: &str = "(zero-config)";
+
+/// The zero-config deployment's ID (`up-local`).
+pub const ZERO_CONFIG_ID: &str = "local";
+
+/// The zero-config deployment (`up-local`) as if it were a file: id `local`, every
+/// default. Shown in messages as `(zero-config)`.
+pub fn zero_config(edge: &Edge) -> Result<Loaded, String> {
+    let text = format!(
+        "* {ZERO_CONFIG_ID} :deployment:\n:PROPERTIES:\n:ID: {ZERO_CONFIG_ID}\n:ENGINE_PLACE: local\n:END:\n"
+    );
+    let read = FileText {
+        text: Some(text),
+        diagnostics: Vec::new(),
+    };
+    let named = (
+        edge.cwd.join(ZERO_CONFIG_SHOWN),
+        ZERO_CONFIG_SHOWN.to_string(),
+        ZERO_CONFIG_ID.to_string(),
+    );
+    load_read(edge, named, read, None, false)
+}
+
+/// The rest of [`load`], from the text read: `(path, shown, stem)` name it.
+fn load_read(
+    edge: &Edge,
+    (path, shown, stem): (PathBuf, String, String),
+    read: FileText,
+    id: Option<&str>,
+    require_secrets: bool,
+) -> Result<Loaded, String> {
+    let app_dir = state::app_dir(&edge.vars)?;
     // The ID decides which store's secrets join the deploy env: read it first.
     let drawer_id = read
         .text
@@ -155,10 +207,12 @@ pub fn load(
         store::env_only(&edge.vars)
     };
     let recipes = Recipes::from_edge(edge, &app_dir);
+    let providers_dir = edge.vars.os("WB_PROVIDERS_DIR").map(PathBuf::from);
+    let spineless = |p: &str| Recipes::spineless(&edge.cwd, providers_dir.as_deref(), p);
     let recipe_for = |p: &str| match &recipes {
         Ok(r) if r.has(p) => Ok(()),
-        Ok(r) => Err(r.unknown(p)),
-        Err(e) => Err(e.clone()),
+        Ok(r) => Err(spineless(p).unwrap_or_else(|| r.unknown(p))),
+        Err(e) => Err(spineless(p).unwrap_or_else(|| e.clone())),
     };
     let inputs = Inputs {
         shown: &shown,
@@ -177,7 +231,7 @@ pub fn load(
         checked.deployment = None;
     }
     Ok(Loaded {
-        path: edge.cwd.join(&path),
+        path,
         shown,
         text: read.text,
         drawer,

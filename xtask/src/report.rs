@@ -9,6 +9,12 @@ pub trait Report {
     fn good(&self, text: &str);
     /// A warning (`warning: …`).
     fn warn(&self, text: &str);
+    /// Progress on a long step (a build, a wait, a provider call): shown on a terminal,
+    /// quiet under `--json` or a redirected stderr unless `WB_PROGRESS=1` asks for it.
+    /// Dropped by default.
+    fn progress(&self, text: &str) {
+        let _ = text;
+    }
 }
 
 /// A report that drops everything (probes whose words nobody asked for).

@@ -17,6 +17,9 @@ static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 pub struct Ui {
     pub json: bool,
     pub color: bool,
+    /// Whether progress lines are shown: `WB_PROGRESS=1` shows them, `WB_PROGRESS=0`
+    /// hides them; otherwise only on a terminal and not under `--json`.
+    pub progress: bool,
 }
 
 impl Ui {
@@ -24,6 +27,11 @@ impl Ui {
         Ui {
             json,
             color: !edge.no_color && edge.stderr_tty,
+            progress: match edge.vars.get("WB_PROGRESS") {
+                Some("1") => true,
+                Some("0") => false,
+                _ => edge.stderr_tty && !json,
+            },
         }
     }
 
@@ -58,6 +66,12 @@ impl Report for Ui {
     fn warn(&self, text: &str) {
         self.say(&format!("warning: {text}"));
     }
+
+    fn progress(&self, text: &str) {
+        if self.progress {
+            self.say(text);
+        }
+    }
 }
 
 /// Writes to stdout; after the reader went away, nothing more is written.
@@ -82,5 +96,32 @@ fn write(closed: &AtomicBool, stream: &mut dyn Write, text: &str) {
         // EPIPE (the reader left) or any other failure to write: the user cannot
         // hear us on this stream any more; the work's exit code still stands.
         closed.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(tty: bool, progress: Option<&str>) -> Edge {
+        let vars = progress.map(|v| ("WB_PROGRESS".into(), v.into()));
+        let mut edge = Edge::with_vars(Vec::new(), crate::edge::Vars::new(vars), "/".into());
+        edge.stderr_tty = tty;
+        edge
+    }
+
+    #[test]
+    fn progress_shows_on_a_terminal_unless_json_and_when_asked() {
+        assert!(Ui::new(&edge(true, None), false).progress);
+        assert!(
+            !Ui::new(&edge(true, None), true).progress,
+            "--json is quiet"
+        );
+        assert!(
+            !Ui::new(&edge(false, None), false).progress,
+            "a pipe is quiet"
+        );
+        assert!(Ui::new(&edge(false, Some("1")), true).progress, "asked");
+        assert!(!Ui::new(&edge(true, Some("0")), false).progress, "refused");
     }
 }

@@ -10,6 +10,7 @@ pub mod drawer;
 pub mod engine_env;
 pub mod names;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod secret;
 pub mod validate;

@@ -163,6 +163,8 @@ pub enum Change {
     GenerateBearer,
     /// Never applied from this machine.
     Create,
+    /// Applied from this machine, then stopped by `down`: the next apply starts it again.
+    Restart,
     /// A part of the fingerprint differs from the last apply.
     Part(String, How),
 }
@@ -176,6 +178,9 @@ impl fmt::Display for Change {
             ),
             Change::Create => {
                 f.write_str("create the deployment (never applied from this machine)")
+            }
+            Change::Restart => {
+                f.write_str("start the deployment again (stopped by `down` on this machine)")
             }
             Change::Part(part, how) => write!(f, "{part} {}", how.as_str()),
         }
@@ -191,6 +196,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan of a deployment `down` stopped (its record is gone, so the plan says
+    /// "create"): it says "start again" instead.
+    pub fn after_down(mut self, stopped: bool) -> Plan {
+        if stopped {
+            for change in &mut self.changes {
+                if *change == Change::Create {
+                    *change = Change::Restart;
+                }
+            }
+        }
+        self
+    }
+
     /// Whether the deployment is as last applied.
     pub fn unchanged(&self) -> bool {
         self.changes.is_empty()

@@ -95,10 +95,6 @@ impl DeployEnv {
         self.vars.get(name).map(|(value, _)| value)
     }
 
-    pub fn source(&self, name: &str) -> Option<Source> {
-        self.vars.get(name).map(|(_, source)| *source)
-    }
-
     pub fn has(&self, name: &str) -> bool {
         self.vars.contains_key(name)
     }
@@ -133,7 +129,7 @@ mod tests {
             [("A".to_string(), Secret::new("store"))],
         );
         assert_eq!(env.get("A").map(Secret::expose), Some("store"));
-        assert_eq!(env.source("A"), Some(Source::Store));
+        assert_eq!(env.names().collect::<Vec<_>>(), [("A", Source::Store)]);
         assert!(!env.has("B"));
     }
 }

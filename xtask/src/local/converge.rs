@@ -10,7 +10,7 @@ use super::backend::{Backend, Failure, Instance, Presence, Spec, detached};
 use super::health::{self, check_health, indent_log, last_words, read_runtime, with_tail};
 use super::{Failed, Local, describe};
 use crate::core::plan::{self, Applied, Fingerprint};
-use crate::state::{self, FileLock};
+use crate::state;
 
 /// How long the kit waits for the engine's discovery file (SPEC §9.2).
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -61,7 +61,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     for sub in [&spec.dir, &spec.data, &spec.disco] {
         state::ensure_private_dir(sub).map_err(fail)?;
     }
-    let _lock = FileLock::acquire(&spec.dir.join("local.lock")).map_err(fail)?;
+    let _lock = local.lock(&spec).map_err(fail)?;
     state::sweep_temp_files(&spec.dir);
     super::scale::retire(local, &spec, 1).map_err(fail)?;
     let (mut candidates, forced) = registry::candidates(local.edge, &[]).map_err(fail)?;
@@ -146,10 +146,12 @@ fn attempt(
         local.d,
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
-    );
+    )
+    .after_down(state::stopped::is_stopped(&spec.dir));
+    let (resolved, raw) = resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?;
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),
-        resolved: resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?,
+        resolved,
     };
     let mut action = UpAction::Created;
     let mut changes = plan.lines();
@@ -173,7 +175,7 @@ fn attempt(
     let preferred = live.map(|i| i.port).or_else(|| read_port(spec));
     let (inst, pid) = match bring_up(local, backend.as_mut(), spec, preferred) {
         Ok(up) => up,
-        Err(why) if may_give_way && kind != Kind::Process => {
+        Err(why) if may_give_way && !kind.is_last_resort() => {
             return Ok(Attempt::GiveWay(format!(
                 "could not start the engine: {why}"
             )));
@@ -184,7 +186,8 @@ fn attempt(
             return Err(failed);
         }
     };
-    state::record_applied(&spec.dir, &record).map_err(fail)?;
+    let release = local.release(record, image_id(kind, &raw), Default::default());
+    state::releases::append(&spec.dir, release).map_err(fail)?;
     let _ = state::atomic_write(
         &spec.dir.join("port"),
         format!("{}\n", inst.port).as_bytes(),
@@ -195,12 +198,6 @@ fn attempt(
         inst.url(),
         describe(&inst, pid)
     ));
-    if !kind.is_container() {
-        local.report.info(&format!(
-            "  it outlives this command; `{} down {}` stops it",
-            local.edge.program, local.d.id
-        ));
-    }
     Ok(Attempt::Done(Box::new(Up {
         at: local.at(spec, Some(&inst)),
         inst,
@@ -245,20 +242,47 @@ fn keep(
     Ok(None)
 }
 
-/// What the backend resolved (backend, image id, engine binary), hashed with the salt.
+/// What the backend resolved (backend, image id, engine binary), hashed with the salt,
+/// and the same parts unhashed (image IDs and paths: what a release records).
 pub(super) fn resolved(
     local: &Local,
     backend: &mut dyn Backend,
     spec: &Spec,
     kind: Kind,
     salt: &[u8],
-) -> Result<Fingerprint, String> {
+) -> Result<(Fingerprint, Vec<(String, String)>), String> {
     let mut f = Fingerprint::default();
     f.put("backend", kind.name(), salt);
-    for (part, value) in backend.parts(local.report, spec)? {
-        f.put(part, &value, salt);
+    let raw = backend.parts(local.report, spec)?;
+    for (part, value) in &raw {
+        f.put(part.clone(), value, salt);
     }
-    Ok(f)
+    Ok((f, raw))
+}
+
+/// What a release records as the image's identity: a container backend's image ID; the
+/// process backend's engine binary as `<path> sha256:<hex>` (rollback refuses when the
+/// binary's digest changed).
+pub(super) fn image_id(kind: Kind, raw: &[(String, String)]) -> Option<String> {
+    let value = |name: &str| raw.iter().find(|(p, _)| p == name).map(|(_, v)| v.as_str());
+    if kind == Kind::Process {
+        let part = value("local:engine")?;
+        let path = part.rsplitn(3, ' ').nth(2)?;
+        return Some(format!(
+            "{path} {}",
+            file_sha256(std::path::Path::new(path))?
+        ));
+    }
+    value("local:image")
+        .and_then(|v| v.rsplit_once('@'))
+        .map(|(_, id)| id.to_string())
+}
+
+/// `sha256:<hex>` of a file's bytes.
+pub fn file_sha256(path: &std::path::Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).ok()?;
+    Some(format!("sha256:{}", plan::hex(&Sha256::digest(&bytes))))
 }
 
 pub(super) fn current_health(spec: &Spec, prev: &Instance) -> Result<(), String> {
@@ -368,6 +392,9 @@ pub(super) fn bring_up(
             Err(Failure::Other(why)) => return Err(why),
         };
         inst.save(spec)?;
+        local.report.progress(&format!(
+            "waiting for the engine on port {port} to answer /health …"
+        ));
         match wait_ready(backend, spec, &mut inst) {
             Ok(pid) => {
                 inst.save(spec)?;
@@ -412,12 +439,11 @@ fn wait_ready(
 ) -> Result<Option<u32>, Failure> {
     let runtime = wait_discovery(backend, spec, inst)?;
     // The process backend listens on the host directly: trust the port it bound.
-    if inst.backend == Kind::Process {
+    let pid = if inst.backend.on_host() {
         inst.port = runtime.port;
-    }
-    let pid = match inst.backend {
-        Kind::Process => runtime.pid.or(inst.pid),
-        _ => inst.pid,
+        runtime.pid.or(inst.pid)
+    } else {
+        inst.pid
     };
     let deadline = Instant::now() + HEALTH_TIMEOUT;
     loop {

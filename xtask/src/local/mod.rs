@@ -12,6 +12,7 @@ pub mod backend;
 mod converge;
 pub mod health;
 pub mod http;
+pub mod rollback;
 pub mod scale;
 
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ use crate::core::secret::DeployEnv;
 use crate::edge::Edge;
 use crate::error::Error;
 use crate::report::Report;
-use crate::state::{self, FileLock, Paths};
+use crate::state::{self, Paths};
 
 pub use self::converge::{Up, UpAction};
 
@@ -41,6 +42,8 @@ pub struct Local<'a> {
     pub paths: &'a Paths,
     pub edge: &'a Edge,
     pub report: &'a dyn Report,
+    /// `--lock-wait`: how long a mutating verb waits for another run's lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// Where a local deployment lives: what every local verb reports.
@@ -152,6 +155,23 @@ impl<'a> Local<'a> {
         }
     }
 
+    /// A release of this deployment as applied now (numbered when appended).
+    pub(crate) fn release(
+        &self,
+        applied: crate::core::plan::Applied,
+        image_id: Option<String>,
+        artifacts: std::collections::BTreeMap<String, String>,
+    ) -> state::releases::Release {
+        state::releases::Release::now(self.edge, self.d, applied, image_id, artifacts)
+    }
+
+    /// The deployment's lock (`local.lock`), for a mutating verb.
+    pub(crate) fn lock(&self, spec: &Spec) -> Result<state::ApplyLock, String> {
+        state::ApplyLock::acquire(&spec.dir.join("local.lock"), self.lock_wait, &|w| {
+            self.report.warn(w)
+        })
+    }
+
     pub fn apply(&self, force: bool) -> Result<Up, Failed> {
         converge::apply(self, force)
     }
@@ -161,7 +181,7 @@ impl<'a> Local<'a> {
         if !spec.dir.exists() {
             return Ok((self.at(&spec, None), false));
         }
-        let lock = FileLock::acquire(&spec.dir.join("local.lock"));
+        let lock = self.lock(&spec);
         let _lock = lock.map_err(|e| self.fail(&spec, None, e))?;
         let inst = Instance::load(&spec).or_else(|| self.unrecorded_container(&spec));
         let mut was_running = false;
@@ -181,6 +201,9 @@ impl<'a> Local<'a> {
                     .map_err(|e| self.fail(&one, Some(&inst), e))?;
             }
             converge::clear_instance(&one);
+        }
+        if state::last_applied(&spec.dir).is_some() {
+            state::stopped::mark(&spec.dir);
         }
         let _ = state::forget_applied(&spec.dir);
         Ok((self.at(&spec, inst.as_ref()), was_running))

@@ -16,7 +16,7 @@ use super::converge::{self, Up, UpAction};
 use super::{Failed, Local, describe};
 use crate::core::plan::{self, Applied};
 use crate::report::Report;
-use crate::state::{self, FileLock};
+use crate::state;
 
 /// One instance of a scaled deployment, as `status` reports it.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     for sub in [&top.dir, &top.data] {
         state::ensure_private_dir(sub).map_err(fail)?;
     }
-    let _lock = FileLock::acquire(&top.dir.join("local.lock")).map_err(fail)?;
+    let _lock = local.lock(&top).map_err(fail)?;
     state::sweep_temp_files(&top.dir);
     let kind = backend_for(local, &top).map_err(fail)?;
     let mut backend = registry::for_kind(kind, local.edge);
@@ -95,14 +95,18 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     let salt = state::salt(&top.dir).map_err(fail)?;
     let intended = plan::Intended::new(local.d, local.deploy_env, None, &[], false);
     let before = state::last_applied(&top.dir);
+    let had_record = before.is_some();
     let plan = plan::plan(
         local.d,
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
-    );
+    )
+    .after_down(state::stopped::is_stopped(&top.dir));
+    let (resolved, raw) =
+        converge::resolved(local, backend.as_mut(), &first, kind, &salt).map_err(fail)?;
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),
-        resolved: converge::resolved(local, backend.as_mut(), &first, kind, &salt).map_err(fail)?,
+        resolved,
     };
     let mut changes = plan.lines();
     let before_resolved = before.map(|b| b.resolved).unwrap_or_default();
@@ -128,7 +132,11 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     let mut all = start_all(local, kind, &top, &start)?;
     all.extend(kept.iter().cloned());
     all.sort_by_key(|(n, _, _)| *n);
-    state::record_applied(&top.dir, &record).map_err(fail)?;
+    if !start.is_empty() || !had_record {
+        // Only an apply that changed something appends a release (SPEC §18).
+        let release = local.release(record, converge::image_id(kind, &raw), Default::default());
+        state::releases::append(&top.dir, release).map_err(fail)?;
+    }
     let (_, inst, pid) = all[0].clone();
     let action = match (start.is_empty(), kept.is_empty()) {
         (true, _) => UpAction::Unchanged,
@@ -307,6 +315,7 @@ fn start_one(
         paths: parts.paths,
         edge: parts.edge,
         report: &words,
+        lock_wait: std::time::Duration::ZERO,
     };
     let mut backend = registry::for_kind(kind, parts.edge);
     let result = backend

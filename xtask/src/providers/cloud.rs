@@ -17,7 +17,7 @@ use crate::core::secret::{DeployEnv, Secret};
 use crate::edge::Edge;
 use crate::error::Error;
 use crate::report::Report;
-use crate::state::{self, FileLock, Paths, store};
+use crate::state::{self, ApplyLock, Paths, store};
 
 /// Everything a cloud verb works with, captured by the verb.
 pub struct Cloud<'a> {
@@ -31,6 +31,8 @@ pub struct Cloud<'a> {
     pub json: bool,
     /// How messages name the file (`cargo xtask deploy … <file>`).
     pub shown: &'a str,
+    /// `--lock-wait`: how long a mutating verb waits for another run's lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// What `apply` did.
@@ -52,13 +54,13 @@ pub struct Down {
 }
 
 /// A recipe located and its header read: ready to spawn.
-struct Recipe {
-    bootstrap: PathBuf,
-    header: Header,
+pub(super) struct Recipe {
+    pub(super) bootstrap: PathBuf,
+    pub(super) header: Header,
 }
 
 impl<'a> Cloud<'a> {
-    fn recipe(&self) -> Result<Recipe, Error> {
+    pub(super) fn recipe(&self) -> Result<Recipe, Error> {
         spawn::sweep_stale_temp_dirs(&self.edge.temp);
         let provider = &self.d.provider;
         if !self.recipes.has(provider) {
@@ -76,7 +78,7 @@ impl<'a> Cloud<'a> {
     }
 
     /// What apply would converge to, with this deploy env.
-    fn intended(&self, recipe: &Recipe, deploy_env: &DeployEnv) -> Intended {
+    pub(super) fn intended(&self, recipe: &Recipe, deploy_env: &DeployEnv) -> Intended {
         Intended::new(
             self.d,
             deploy_env,
@@ -88,7 +90,7 @@ impl<'a> Cloud<'a> {
 
     /// Runs one action with the sealed env; the artifacts live in a private temp dir
     /// for exactly the length of the run.
-    fn spawn(
+    pub(super) fn spawn(
         &self,
         recipe: &Recipe,
         intended: &Intended,
@@ -120,12 +122,17 @@ impl<'a> Cloud<'a> {
             purge,
         };
         let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
+        self.report.progress(&format!(
+            "running the {} recipe: {} …",
+            self.d.provider,
+            action.as_str()
+        ));
         let finished = spawn::run(&recipe.bootstrap, env, out)?;
         drop(temp);
         Ok(finished)
     }
 
-    fn stdout(&self) -> Stdout {
+    pub(super) fn stdout(&self) -> Stdout {
         if self.json {
             Stdout::ToStderr
         } else {
@@ -134,7 +141,7 @@ impl<'a> Cloud<'a> {
     }
 
     /// A recipe that did not succeed: its code passes through, with one line saying what.
-    fn failed(&self, action: Action, code: i32, extra: &str) -> Error {
+    pub(super) fn failed(&self, action: Action, code: i32, extra: &str) -> Error {
         let (what, code) = if spawn::interrupted() {
             ("interrupted — the", spawn::interrupted_code())
         } else {
@@ -184,9 +191,19 @@ impl<'a> Cloud<'a> {
         Ok((store::capture(&self.edge.vars, store)?, "generated"))
     }
 
+    /// The deployment's lock, for a mutating verb (SPEC §18: refuses or waits while
+    /// another run — or the recipe of a killed one — is at work).
+    pub(super) fn lock(&self) -> Result<ApplyLock, Error> {
+        Ok(ApplyLock::acquire(
+            &self.paths.lock(),
+            self.lock_wait,
+            &|w| self.report.warn(w),
+        )?)
+    }
+
     pub fn apply(&self, force: bool) -> Result<Converged, Error> {
         let dir = self.paths.ensure()?;
-        let _lock = FileLock::acquire(&self.paths.lock())?;
+        let _lock = self.lock()?;
         state::sweep_temp_files(dir);
         let recipe = self.recipe()?;
         // The recipe's CLIs first (SPEC §13.3): no bearer is made, stored or shown for
@@ -209,7 +226,8 @@ impl<'a> Cloud<'a> {
             self.d,
             &self.intended(&recipe, &before_env),
             before.as_ref().map(|b| (b, salt.as_slice())),
-        );
+        )
+        .after_down(state::stopped::is_stopped(dir));
         let (deploy_env, bearer) = self.ensure_bearer(&store, before_env)?;
         if !deploy_env.has(SIGNING_KEY) {
             self.report.warn(&format!(
@@ -226,7 +244,7 @@ impl<'a> Cloud<'a> {
         let mut changes = plan.lines();
         if !force && plan.unchanged() && from_source.is_none() {
             match self.unchanged(&recipe, &intended)? {
-                Some(url) => {
+                Ok(url) => {
                     return Ok(Converged {
                         changed: false,
                         changes: Vec::new(),
@@ -235,7 +253,7 @@ impl<'a> Cloud<'a> {
                         bearer,
                     });
                 }
-                None => changes.push("re-create: the provider's status failed".into()),
+                Err(drift) => changes.extend(drift),
             }
         } else {
             self.announce(force, from_source.as_deref(), &plan);
@@ -253,13 +271,25 @@ impl<'a> Cloud<'a> {
         let url = up.url().map(str::to_string).ok_or_else(|| {
             self.failed(Action::Up, 1, " — it printed no `url: …` line on stdout")
         })?;
-        state::record_applied(
-            dir,
-            &Applied {
-                intended: fingerprint,
-                resolved: Default::default(),
-            },
-        )?;
+        let applied = Applied {
+            intended: fingerprint,
+            resolved: Default::default(),
+        };
+        let live = self.deployed(&recipe, &intended);
+        let artifacts = intended
+            .artifacts
+            .iter()
+            .map(|(a, text)| (a.file_name().to_string(), text.clone()))
+            .collect();
+        let mut release = state::releases::Release::now(
+            self.edge,
+            self.d,
+            applied,
+            live.as_ref().and_then(|l| l.image.clone()),
+            artifacts,
+        );
+        release.instances = live.map(|l| l.instances);
+        state::releases::append(dir, release)?;
         Ok(Converged {
             changed: true,
             changes,
@@ -267,6 +297,48 @@ impl<'a> Cloud<'a> {
             url,
             bearer,
         })
+    }
+
+    /// The image the provider reports as deployed: the `state:` line of the recipe's
+    /// read-only `status` (SPEC §13.1), when it prints one.
+    pub(super) fn deployed(
+        &self,
+        recipe: &Recipe,
+        intended: &Intended,
+    ) -> Option<super::live::Live> {
+        let probe = self
+            .spawn(recipe, intended, Action::Status, Stdout::Quiet)
+            .ok()?;
+        if probe.code != 0 {
+            return None;
+        }
+        super::live::parse(&probe.stdout)
+    }
+
+    /// `plan --live`: how what the provider runs differs from the newest release (the
+    /// recipe's read-only `status` and its `state:` line).
+    pub fn drift(&self) -> Result<Vec<String>, Error> {
+        let Some(release) = state::releases::current(&self.paths.dir) else {
+            return Ok(Vec::new());
+        };
+        let (recipe, intended) = self.current()?;
+        let probe = self.spawn(&recipe, &intended, Action::Status, Stdout::Quiet)?;
+        match super::live::parse(&probe.stdout) {
+            Some(live) if probe.code == 0 || !live.present => {
+                Ok(super::live::drift(&release, &live))
+            }
+            _ if probe.code != 0 => {
+                self.report.info(probe.stderr.trim_end());
+                Err(self.failed(Action::Status, probe.code, ""))
+            }
+            _ => {
+                self.report.info(&format!(
+                    "the {} recipe's `status` prints no `state:` line — drift cannot be checked",
+                    self.d.provider
+                ));
+                Ok(Vec::new())
+            }
+        }
     }
 
     fn announce(&self, force: bool, from_source: Option<&str>, plan: &Plan) {
@@ -285,9 +357,14 @@ impl<'a> Cloud<'a> {
         }
     }
 
-    /// An unchanged deployment: confirm the app still exists with a read-only probe.
-    /// `Some(url)` when it does; `None` when the probe failed (converge).
-    fn unchanged(&self, recipe: &Recipe, intended: &Intended) -> Result<Option<String>, Error> {
+    /// An unchanged deployment: confirm the app still exists, as last released, with a
+    /// read-only probe. `Ok(url)` when it does; `Err(why)` when the probe failed or shows
+    /// drift (converge).
+    fn unchanged(
+        &self,
+        recipe: &Recipe,
+        intended: &Intended,
+    ) -> Result<Result<String, Vec<String>>, Error> {
         let probe = self.spawn(recipe, intended, Action::Status, Stdout::Quiet)?;
         if spawn::interrupted() {
             return Err(self.failed(Action::Status, spawn::interrupted_code(), ""));
@@ -297,14 +374,28 @@ impl<'a> Cloud<'a> {
                 "the provider's `status` failed (exit {}) — the app may be gone; converging",
                 probe.code
             ));
-            return Ok(None);
+            return Ok(Err(vec!["re-create: the provider's status failed".into()]));
+        }
+        if let (Some(live), Some(release)) = (
+            super::live::parse(&probe.stdout),
+            state::releases::current(&self.paths.dir),
+        ) {
+            let drift = super::live::drift(&release, &live);
+            if !drift.is_empty() {
+                self.report
+                    .info("drift — the provider runs something else than the last release:");
+                for line in &drift {
+                    self.report.info(&format!("  - {line}"));
+                }
+                return Ok(Err(drift));
+            }
         }
         let url = self.url_of(recipe, intended)?;
         self.report.good(&format!(
             "unchanged — {} is as last applied; nothing to do",
             self.d.id
         ));
-        Ok(Some(url))
+        Ok(Ok(url))
     }
 
     fn current(&self) -> Result<(Recipe, Intended), Error> {
@@ -318,7 +409,7 @@ impl<'a> Cloud<'a> {
     /// survived.
     pub fn down(&self, purge: bool) -> Result<Down, Error> {
         let dir = self.paths.ensure()?;
-        let _lock = FileLock::acquire(&self.paths.lock())?;
+        let _lock = self.lock()?;
         state::sweep_temp_files(dir);
         let (recipe, intended) = self.current()?;
         let finished =
@@ -326,7 +417,11 @@ impl<'a> Cloud<'a> {
         if finished.code != 0 {
             return Err(self.failed(Action::Down, finished.code, ""));
         }
+        let was_applied = state::last_applied(dir).is_some();
         state::forget_applied(dir)?;
+        if was_applied {
+            state::stopped::mark(dir);
+        }
         let lines = |prefix: &str| -> Vec<String> {
             finished
                 .stdout

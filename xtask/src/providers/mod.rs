@@ -5,6 +5,8 @@
 
 pub mod cloud;
 pub mod header;
+pub mod live;
 pub mod resolve;
+pub mod rollback;
 pub mod sealed;
 pub mod spawn;

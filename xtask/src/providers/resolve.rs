@@ -87,6 +87,30 @@ impl Recipes {
         Recipes::locate(&edge.cwd, providers.as_deref(), app_dir)
     }
 
+    /// When `provider` has a recipe in a root that lacks the spine (`WB_PROVIDERS_DIR`,
+    /// or a `recipes/` directory walking up from `cwd`, which the rungs skip for want of
+    /// `_recipe.sh`): the message that says so (SPEC §18), instead of "no recipe".
+    pub fn spineless(cwd: &Path, providers_dir: Option<&Path>, provider: &str) -> Option<String> {
+        if !names::is_slug(provider) {
+            return None;
+        }
+        let roots = providers_dir
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(cwd.ancestors().map(|d| d.join("recipes")));
+        for root in roots {
+            if root.join(provider).join("bootstrap.sh").is_file()
+                && !root.join("_recipe.sh").is_file()
+            {
+                return Some(format!(
+                    "provider `{provider}` has no spine beside it — copy _recipe.sh into {}, or remove the root to use the bundled spine",
+                    root.display()
+                ));
+            }
+        }
+        None
+    }
+
     /// Every provider with a `bootstrap.sh`, sorted.
     pub fn providers(&self) -> Vec<String> {
         if self.rung == Rung::Bundled {

@@ -5,10 +5,11 @@
 //! with the spine — and stdin from `/dev/null`. Output streams live; the recipe's exit
 //! code (128 + N when a signal ended it) is what the caller passes on.
 //!
-//! While a recipe runs the kit does not die of SIGINT or SIGTERM ([`signals`]): Ctrl-C
-//! reaches the whole foreground process group, so the recipe gets it and ends, and the
-//! kit then removes its private temp directory ([`PrivateTemp`]) and exits with the
-//! recipe's code. A SIGTERM sent to the kit alone is forwarded to the recipe.
+//! While a recipe runs the kit does not die of SIGINT or SIGTERM ([`signals`]). The
+//! recipe runs in its own process group (recorded in the deployment's lock, see
+//! `state::lock`); the kit forwards SIGINT and SIGTERM to that whole group, waits for
+//! it to end (SIGKILL after 5 s), removes its private temp directory ([`PrivateTemp`])
+//! and exits 130/143.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,7 @@ impl PrivateTemp {
             .mode(0o700)
             .create(&path)
             .map_err(|e| format!("cannot create a private temp dir {}: {e}", path.display()))?;
+        crate::state::lock::note_temp(&path, true);
         Ok(PrivateTemp { path })
     }
 
@@ -101,12 +103,14 @@ impl PrivateTemp {
 
 impl Drop for PrivateTemp {
     fn drop(&mut self) {
+        crate::state::lock::note_temp(&self.path, false);
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
 /// Removes `wb-kit-<pid>-*` directories in the temp dir whose process is gone (a kit
-/// killed with SIGKILL cannot clean up; the next run does).
+/// killed with SIGKILL cannot clean up; the next run does) — unless the recipe that
+/// used it still runs (its process group, recorded in `.pgid`, lives on).
 pub fn sweep_stale_temp_dirs(temp: &Path) {
     let Ok(entries) = std::fs::read_dir(temp) else {
         return;
@@ -122,7 +126,11 @@ pub fn sweep_stale_temp_dirs(temp: &Path) {
         let alive = Path::new(&format!("/proc/{pid}")).exists();
         let ours = std::fs::symlink_metadata(entry.path())
             .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == own_uid());
-        if !alive && ours && pid != std::process::id() {
+        if !alive
+            && ours
+            && pid != std::process::id()
+            && !crate::state::lock::temp_in_use(&entry.path())
+        {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -180,9 +188,7 @@ impl Finished {
 /// Runs `bash <bootstrap>` with exactly `env`, waits for it (surviving SIGINT/SIGTERM,
 /// forwarding a SIGTERM the kit alone received), and returns its code and stdout.
 pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished, String> {
-    use duct::unix::HandleExt;
-
-    let sig = signals();
+    signals();
     if interrupted() {
         return Ok(Finished {
             code: interrupted_code(),
@@ -194,6 +200,12 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
         std::io::pipe().map_err(|e| format!("cannot make a pipe for the recipe: {e}"))?;
     let mut expr = env
         .into_expression("bash", &[bootstrap.as_os_str()])
+        // Its own process group: the kit signals the whole group, and the lock knows
+        // which processes are the recipe's even after the kit is gone.
+        .before_spawn(|cmd| {
+            std::os::unix::process::CommandExt::process_group(cmd, 0);
+            Ok(())
+        })
         .stdin_null()
         .stdout_file(writer)
         .unchecked();
@@ -206,6 +218,10 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
     // The expression holds the pipe's write end: drop it so EOF comes when the recipe
     // (and anything it left holding stdout) is gone.
     drop(expr);
+    let pgid = handle.pids().first().copied();
+    if let Some(pgid) = pgid {
+        crate::state::lock::started_group(pgid);
+    }
 
     let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
     std::thread::spawn(move || {
@@ -239,14 +255,17 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
         match handle.wait_timeout(Duration::from_millis(100)) {
             Ok(Some(output)) => break output.clone(),
             Ok(None) => {
-                if sig.term.load(Ordering::SeqCst) && !forwarded {
-                    let _ = handle.send_signal(signal_hook::consts::SIGTERM);
+                if interrupted() && !forwarded {
+                    forward(&handle, pgid, interrupted_code() - 128);
                     forwarded = true;
                 }
             }
             Err(e) => return Err(format!("waiting for the recipe failed: {e}")),
         }
     };
+    if forwarded && let Some(pgid) = pgid {
+        drain_group(pgid);
+    }
 
     // Collect stdout until EOF; a background process the recipe left behind may hold
     // the pipe open, so do not wait for it for long.
@@ -265,6 +284,37 @@ pub fn run(bootstrap: &Path, env: SealedEnv, stdout: Stdout) -> Result<Finished,
         stdout: String::from_utf8_lossy(&bytes).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
+}
+
+/// Sends `signal` to the recipe's whole process group (its CLIs too), else to bash.
+fn forward(handle: &duct::Handle, pgid: Option<u32>, signal: i32) {
+    use duct::unix::HandleExt;
+    match pgid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) on a process group the kit created; no memory involved.
+        Some(pgid) if pgid > 1 => unsafe {
+            libc::kill(-pgid, signal);
+        },
+        _ => {
+            let _ = handle.send_signal(signal);
+        }
+    }
+}
+
+/// After an interrupted recipe ended: give what is left of its group 5 s to end, then
+/// SIGKILL it, so that nothing of it mutates after the kit released the lock.
+fn drain_group(pgid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while crate::state::lock::group_alive(pgid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if crate::state::lock::group_alive(pgid)
+        && let Ok(pgid) = i32::try_from(pgid)
+    {
+        // SAFETY: as in `forward`.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
 }
 
 /// A line of recipe output the kit reads and repeats itself.

@@ -6,10 +6,15 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::core::plan::{Applied, Fingerprint};
+use crate::core::plan::Applied;
 use crate::edge::Vars;
 
+pub mod lock;
+pub mod releases;
+pub mod stopped;
 pub mod store;
+
+pub use lock::ApplyLock;
 
 /// `$WB_HOME`, else the platform's data dir for the kit (XDG on Linux, Application
 /// Support on macOS).
@@ -193,48 +198,17 @@ pub fn salt(dir: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-const APPLIED: &str = "last-applied.json";
-
 /// The salt, when one was made (read-only: `plan` never creates state).
 pub fn existing_salt(dir: &Path) -> Option<Vec<u8>> {
     fs::read(dir.join("salt")).ok().filter(|b| b.len() == 32)
 }
 
-/// The record of the last successful apply (`last-applied.json`), if any. A record
-/// from before the `resolved` half existed reads as intent alone.
+/// The record of the last successful apply: the newest release while it runs.
 pub fn last_applied(dir: &Path) -> Option<Applied> {
-    let text = fs::read_to_string(dir.join(APPLIED)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let parts = |v: Option<&serde_json::Value>| -> Option<Fingerprint> {
-        let parts = serde_json::from_value(v?.clone()).ok()?;
-        Some(Fingerprint { parts })
-    };
-    match v.get("intended") {
-        Some(_) => Some(Applied {
-            intended: parts(v.get("intended"))?,
-            resolved: parts(v.get("resolved")).unwrap_or_default(),
-        }),
-        None => Some(Applied {
-            intended: parts(Some(&v))?,
-            resolved: Fingerprint::default(),
-        }),
-    }
+    releases::last_applied(dir)
 }
 
-pub fn record_applied(dir: &Path, applied: &Applied) -> Result<(), String> {
-    let v = serde_json::json!({
-        "intended": applied.intended.parts,
-        "resolved": applied.resolved.parts,
-    });
-    let text = serde_json::to_string_pretty(&v).expect("string maps serialize");
-    atomic_write(&dir.join(APPLIED), text.as_bytes(), 0o600)
-}
-
+/// The provider's state is in flux (or gone): no release is what runs any more.
 pub fn forget_applied(dir: &Path) -> Result<(), String> {
-    match fs::remove_file(dir.join(APPLIED)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("cannot remove the last-applied record: {e}"))
-        }
-        _ => Ok(()),
-    }
+    releases::forget_applied(dir)
 }

@@ -11,10 +11,19 @@ use crate::state::{self, store};
 
 pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Verdict {
     let paths = paths(loaded, d);
+    if let Some(r) = state::releases::current(&paths.dir)
+        && let Some(to) = r.rollback_to
+    {
+        cx.ui.say(&format!(
+            "warning: release {} is a rollback to release {to} — this apply replaces it with what {} says (the file is the source of truth)",
+            r.number, loaded.shown
+        ));
+    }
     match d.place {
         Place::Local => {
             let local = super::local(cx, loaded, d, &paths);
             let up = local.apply(force).map_err(local_failure)?;
+            outlives(cx, &up, Some(&loaded.shown));
             Ok(local_outcome(&up))
         }
         Place::Cloud => {
@@ -39,6 +48,32 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment, force: bool) -> Verdict {
                 "url": done.url,
             })))
         }
+    }
+}
+
+/// A process or microVM engine outlives the kit: say how to stop it, naming the file as
+/// given (`None`: the zero-config deployment, which `down` with no FILE finds).
+fn outlives(cx: &Ctx, up: &Up, file: Option<&str>) {
+    if up.inst.backend.is_container() || up.action == crate::local::UpAction::Unchanged {
+        return;
+    }
+    let down = match file {
+        Some(file) => format!("down {}", shell_word(file)),
+        None => "down".to_string(),
+    };
+    cx.ui.say(&format!(
+        "  it outlives this command; `{} {down}` stops it",
+        cx.program()
+    ));
+}
+
+/// `word` as one shell word (quoted only when it must be).
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -73,7 +108,10 @@ pub fn zero_config(cx: &Ctx) -> Verdict {
         paths: &paths,
         edge: cx.edge,
         report: &cx.ui,
+        lock_wait: cx.lock_wait,
     };
     let up = local.apply(false).map_err(local_failure)?;
+    // With no FILE (and no ./deployment.org), `down`, `status`, `url`… find this one.
+    outlives(cx, &up, None);
     Ok(local_outcome(&up))
 }

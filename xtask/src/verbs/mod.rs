@@ -23,11 +23,15 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod ci;
 pub mod completions;
+pub mod connect;
 pub mod doctor;
 pub mod down;
 pub mod fmt;
 pub mod init;
 pub mod plan;
+pub mod previews;
+pub mod releases;
+pub mod rollback;
 pub mod secrets;
 pub mod show;
 pub mod validate_file;
@@ -88,6 +92,10 @@ pub fn into_map(value: Value) -> Map<String, Value> {
 pub struct Ctx<'a> {
     pub edge: &'a Edge,
     pub ui: Ui,
+    /// `--lock-wait SECONDS` (0: a mutating verb refuses at once when locked).
+    pub lock_wait: std::time::Duration,
+    /// `--preview NAME`: the verb works on that preview of the file's deployment.
+    pub preview: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -101,18 +109,46 @@ impl Ctx<'_> {
 pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdict {
     match verb {
         Verb::Init(args) => return init::run(cx, args, file),
-        Verb::Doctor => return doctor::run(cx),
+        Verb::Doctor => return doctor::run(cx, file),
         Verb::Local => return apply::zero_config(cx),
         _ => {}
     }
-    let loaded = load::load(cx.edge, file, id, verb.requires_secrets())?;
+    let mut loaded = match zero_config_fallback(cx, verb, file, id)? {
+        Some(loaded) => loaded,
+        None => load::load(cx.edge, file, id, verb.requires_secrets())?,
+    };
+    if let Some(name) = &cx.preview {
+        loaded = previews::derive(cx, loaded, name, matches!(verb, Verb::Apply { .. }))?;
+    }
     match verb {
         Verb::Validate => Ok(validate_file::run(cx, &loaded)),
-        Verb::Plan => Ok(plan::run(cx, &loaded)),
+        Verb::Plan { live } => plan::run(cx, &loaded, *live),
         Verb::Fmt => fmt::run(cx, &loaded),
         Verb::Secrets(action) => secrets::run(cx, &loaded, action),
         _ => lifecycle(cx, verb, &loaded),
     }
+}
+
+/// With no FILE and no `./deployment.org`, the verbs that look at or stop a running
+/// deployment find the zero-config one (`up-local`, id `local`) when its state exists.
+fn zero_config_fallback(
+    cx: &Ctx,
+    verb: &Verb,
+    file: Option<&str>,
+    id: Option<&str>,
+) -> Result<Option<Loaded>, String> {
+    let looks = matches!(
+        verb,
+        Verb::Status | Verb::Down { .. } | Verb::Logs | Verb::Url | Verb::Verify | Verb::Connect
+    );
+    if !looks || file.is_some() || id.is_some() || cx.edge.cwd.join("deployment.org").exists() {
+        return Ok(None);
+    }
+    let app_dir = state::app_dir(&cx.edge.vars)?;
+    if !Paths::for_id(&app_dir, load::ZERO_CONFIG_ID).dir.is_dir() {
+        return Ok(None);
+    }
+    load::zero_config(cx.edge).map(Some)
 }
 
 /// The converging verbs need a valid deployment; warnings are shown first.
@@ -134,6 +170,10 @@ fn lifecycle(cx: &Ctx, verb: &Verb, loaded: &Loaded) -> Verdict {
         Verb::Logs => show::logs(cx, loaded, d),
         Verb::Url => show::url(cx, loaded, d),
         Verb::Verify => verify::run(cx, loaded, d),
+        Verb::Releases => releases::run(cx, loaded, d),
+        Verb::Previews => previews::run(cx, loaded, d),
+        Verb::Rollback { to } => rollback::run(cx, loaded, d, *to),
+        Verb::Connect => connect::run(cx, loaded, d),
         other => unreachable!("`{}` is routed in `run`", other.name()),
     }
 }
@@ -201,6 +241,25 @@ pub fn local_failure(failed: crate::local::Failed) -> Failure {
     }
 }
 
+/// [`local_failure`] for a verb that knows the FILE: the place's "`… apply` starts it"
+/// names the file as given (or `up-local` for the zero-config deployment), so the hint
+/// works as written.
+pub fn local_failure_in(cx: &Ctx, loaded: &Loaded) -> impl Fn(crate::local::Failed) -> Failure {
+    let bare = format!("`{} apply` starts it", cx.program());
+    let named = if loaded.shown == crate::load::ZERO_CONFIG_SHOWN {
+        format!("`{} up-local` starts it", cx.program())
+    } else {
+        format!("`{} apply {}` starts it", cx.program(), loaded.shown)
+    };
+    move |failed| {
+        let mut failure = local_failure(failed);
+        if let Error::Failed(message) = &mut failure.error {
+            *message = message.replace(&bare, &named);
+        }
+        failure
+    }
+}
+
 /// The local place, for a verb.
 pub fn local<'a>(
     cx: &'a Ctx,
@@ -214,6 +273,7 @@ pub fn local<'a>(
         paths,
         edge: cx.edge,
         report: &cx.ui,
+        lock_wait: cx.lock_wait,
     }
 }
 
@@ -234,6 +294,7 @@ pub fn cloud<'a>(
         report: &cx.ui,
         json: cx.ui.json,
         shown: &loaded.shown,
+        lock_wait: cx.lock_wait,
     }
 }
 

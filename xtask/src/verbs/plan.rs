@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Ctx, Outcome, properties_json, validation_fields};
+use super::{Ctx, Outcome, Verdict, properties_json, validation_fields};
 use crate::core::deployment::{Deployment, Place};
 use crate::core::plan::{self, Intended, Plan};
 use crate::core::render::Artifact;
@@ -35,11 +35,33 @@ pub fn intended_and_plan(loaded: &Loaded, d: &Deployment, vars: &Vars) -> (Inten
     let before = state::last_applied(&dir);
     let salt = state::existing_salt(&dir);
     let last = before.as_ref().zip(salt.as_deref());
-    let plan = plan::plan(d, &intended, last);
+    let plan = plan::plan(d, &intended, last).after_down(state::stopped::is_stopped(&dir));
     (intended, plan)
 }
 
-pub fn run(cx: &Ctx, loaded: &Loaded) -> Outcome {
+/// `plan --live`: how what runs differs from the newest release — the recipe's
+/// `status` and its `state:` line in the cloud, the backend's probe locally.
+fn drift(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Result<Vec<String>, super::Failure> {
+    let paths = super::paths(loaded, d);
+    let Some(release) = state::releases::current(&paths.dir) else {
+        return Ok(Vec::new());
+    };
+    if d.place == Place::Cloud {
+        let recipes = loaded.recipes.clone()?;
+        return Ok(super::cloud(cx, loaded, d, &paths, &recipes).drift()?);
+    }
+    let status = super::local(cx, loaded, d, &paths).status();
+    Ok(match status.state {
+        crate::local::State::Running { .. } => Vec::new(),
+        other => vec![format!(
+            "re-create: the engine of release {} is {} (the backend's probe)",
+            release.number,
+            other.name()
+        )],
+    })
+}
+
+pub fn run(cx: &Ctx, loaded: &Loaded, live: bool) -> Verdict {
     loaded.report(&cx.ui);
     let mut fields = validation_fields(loaded);
     fields.insert("properties".into(), properties_json(&loaded.drawer));
@@ -47,7 +69,7 @@ pub fn run(cx: &Ctx, loaded: &Loaded) -> Outcome {
         fields.insert("engine_env".into(), Value::Null);
         fields.insert("fly_toml".into(), Value::Null);
         fields.insert("artifacts".into(), json!({}));
-        return Outcome { code: 1, fields };
+        return Ok(Outcome { code: 1, fields });
     };
     let (intended, plan) = intended_and_plan(loaded, d, &cx.edge.vars);
     let ui = &cx.ui;
@@ -68,6 +90,13 @@ pub fn run(cx: &Ctx, loaded: &Loaded) -> Outcome {
         }
     }
     let mut changes = plan.lines();
+    if live {
+        let drift = drift(cx, loaded, d)?;
+        if plan.unchanged() {
+            changes.extend(drift.iter().cloned());
+        }
+        fields.insert("drift".into(), json!(drift));
+    }
     if changes.is_empty() {
         changes.push("nothing — the deployment is as last applied".to_string());
     }
@@ -87,5 +116,5 @@ pub fn run(cx: &Ctx, loaded: &Loaded) -> Outcome {
     );
     fields.insert("artifacts".into(), json!(artifacts));
     fields.insert("changes".into(), json!(changes));
-    Outcome { code: 0, fields }
+    Ok(Outcome { code: 0, fields })
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Outcome, Verdict, cloud, local, local_failure, local_fields, paths};
+use super::{Ctx, Outcome, Verdict, cloud, local, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::load::Loaded;
 use crate::local::{State, describe};
@@ -23,7 +23,22 @@ pub fn status(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     }
     let s = local(cx, loaded, d, &paths).status();
     let mut f = local_fields(&s.at);
-    f.insert("log".into(), json!(s.at.log.display().to_string()));
+    // A container's log is the tool's (`podman logs NAME`), not a file: no path then.
+    let container = s
+        .inst
+        .as_ref()
+        .and_then(|i| i.container.clone().map(|c| (i.backend, c)));
+    f.insert(
+        "log".into(),
+        match &container {
+            None if s.at.log.exists() => json!(s.at.log.display().to_string()),
+            _ => Value::Null,
+        },
+    );
+    f.insert(
+        "log_command".into(),
+        json!(container.map(|(kind, name)| format!("{} logs {name}", kind.name()))),
+    );
     f.insert("state".into(), json!(s.state.name()));
     f.insert(
         "running".into(),
@@ -105,7 +120,7 @@ pub fn url(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     } else {
         let (at, inst, _) = local(cx, loaded, d, &paths)
             .running()
-            .map_err(local_failure)?;
+            .map_err(super::local_failure_in(cx, loaded))?;
         (inst.url(), local_fields(&at))
     };
     if !cx.ui.json {
@@ -126,7 +141,9 @@ pub fn logs(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
             json!({ "id": d.id, "provider": d.provider, "output": output }),
         ));
     }
-    let (at, text) = local(cx, loaded, d, &paths).logs().map_err(local_failure)?;
+    let (at, text) = local(cx, loaded, d, &paths)
+        .logs()
+        .map_err(super::local_failure_in(cx, loaded))?;
     if !cx.ui.json {
         crate::ui::out(&text);
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Failure, Outcome, Verdict, local_failure, local_fields, paths};
+use super::{Ctx, Failure, Outcome, Verdict, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
 use crate::error::Error;
 use crate::load::Loaded;
@@ -12,7 +12,9 @@ pub fn run(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
     let paths = paths(loaded, d);
     if d.place == Place::Local {
         let local = super::local(cx, loaded, d, &paths);
-        let (at, url) = local.verify().map_err(local_failure)?;
+        let (at, url) = local
+            .verify()
+            .map_err(super::local_failure_in(cx, loaded))?;
         cx.ui.say(
             &cx.ui
                 .green(&format!("runtime healthy — {url}/health → 200")),

@@ -191,8 +191,11 @@ impl Container {
         }
         let _ = self.remove(&name);
         Err(Failure::Other(format!(
-            "`{} run` failed: {last_err}",
-            self.tool()
+            "`{} run` failed: {last_err}{}",
+            self.tool(),
+            rlimit_hint(&last_err)
+                .map(|h| format!("\n  {h}"))
+                .unwrap_or_default()
         )))
     }
 
@@ -237,6 +240,23 @@ impl Container {
 }
 
 /// The argv after the tool's name: names only, never a value.
+/// What to do when the OCI runtime could not set a resource limit (`error setting rlimit
+/// type 7`: a rootless or nested podman whose default ulimits exceed the host's hard
+/// limit). `None` for any other failure.
+pub fn rlimit_hint(text: &str) -> Option<String> {
+    let rest =
+        &text[text.find("error setting rlimit type ")? + "error setting rlimit type ".len()..];
+    let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let limit = match number.as_str() {
+        "7" => "nofile=1024:1024",
+        "6" => "nproc=1024:1024",
+        _ => "nofile=1024:1024\", \"nproc=1024:1024",
+    };
+    Some(format!(
+        "the container runtime may not raise resource limit {number} on this host (rootless or nested) — set `default_ulimits = [\"{limit}\"]` under [containers] in ~/.config/containers/containers.conf (or the file CONTAINERS_CONF names), or use docker (WB_VMM_BACKEND=docker)"
+    ))
+}
+
 pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
     let mut args = vec!["run".to_string(), "-d".into()];
     if image == DEFAULT_IMAGE || image == REFERENCE_IMAGE {

@@ -225,32 +225,18 @@ mod tests {
         assert!(stat_says_gone("garbage"));
     }
 
-    /// Not a test on its own: the multi-threaded child the next test kills (this test
-    /// binary, run again with `WB_DETACHED_THREADS_CHILD=1`).
-    #[test]
-    fn threads_child() {
-        if std::env::var_os("WB_DETACHED_THREADS_CHILD").is_none() {
-            return;
-        }
-        for _ in 0..16 {
-            std::thread::spawn(|| std::thread::sleep(Duration::from_secs(60)));
-        }
-        std::thread::sleep(Duration::from_secs(60));
-    }
-
     /// After `kill -9` the main thread turns zombie before the others are torn down
     /// (seen: about half the time with the engine, whose listening socket then still
     /// takes connections and resets them). Once `alive` says no, no thread may be left.
     #[test]
     fn a_killed_process_is_alive_until_its_last_thread_is_gone() {
         for _ in 0..10 {
-            let mut child = Command::new(std::env::current_exe().unwrap())
+            // A multi-threaded child: python's threads are OS threads (16 + main).
+            let mut child = Command::new("python3")
                 .args([
-                    "--exact",
-                    "local::detached::tests::threads_child",
-                    "--nocapture",
+                    "-c",
+                    "import threading, time\nfor _ in range(16): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\ntime.sleep(60)",
                 ])
-                .env("WB_DETACHED_THREADS_CHILD", "1")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -261,6 +247,7 @@ mod tests {
             while threads() < 17 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
+            assert_eq!(threads(), 17, "the child did not start its threads");
             child.kill().unwrap();
             while alive(pid, None) {}
             let live: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))

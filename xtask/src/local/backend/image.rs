@@ -71,11 +71,18 @@ fn cargo(edge: &Edge) -> std::ffi::OsString {
 
 /// `cargo build -p wb-engine [extra]` in the repository; returns the binary's path (read
 /// from cargo's JSON messages, so `CARGO_TARGET_DIR` and `--target` are honored).
+///
+/// Cargo's own stderr is read line by line, not passed through: an up-to-date build
+/// (cargo says only `Finished`) prints nothing; the first `Compiling` announces `what`
+/// as progress, then each crate cargo compiles (a wait for cargo's lock is said as such). On failure cargo's whole stderr is part of the error.
 fn cargo_build_engine(
     edge: &Edge,
+    report: &dyn Report,
+    what: &str,
     extra: &[&str],
     rustflags: Option<&str>,
 ) -> Result<PathBuf, String> {
+    use std::io::{BufRead, Read};
     let root = repo_root(edge)?;
     let mut args = vec![
         "build",
@@ -86,24 +93,56 @@ fn cargo_build_engine(
         "--message-format=json-render-diagnostics",
     ];
     args.extend_from_slice(extra);
-    let mut cmd = duct::cmd(cargo(edge), &args)
-        .dir(&root)
-        .stdout_capture()
-        .unchecked();
+    let mut cmd = std::process::Command::new(cargo(edge));
+    cmd.args(&args)
+        .current_dir(&root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     if let Some(flags) = rustflags {
-        cmd = cmd.env("RUSTFLAGS", flags);
+        cmd.env("RUSTFLAGS", flags);
     }
-    let out = cmd
-        .run()
+    let mut child = cmd
+        .spawn()
         .map_err(|e| format!("cannot run cargo to build the engine: {e}"))?;
-    if !out.status.success() {
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let mut errors = String::new();
+    let mut announced = false;
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("piped"));
+    for line in stderr.lines().map_while(Result::ok) {
+        errors.push_str(&line);
+        errors.push('\n');
+        let word = line.trim_start();
+        if word.starts_with("Blocking") {
+            report.progress("waiting for another cargo (it holds the target directory's lock) …");
+            continue;
+        }
+        let Some(krate) = word.strip_prefix("Compiling ") else {
+            continue;
+        };
+        if !announced {
+            announced = true;
+            report.progress(&format!("building {what} ({}) …", shown(&args)));
+        }
+        report.progress(&format!("  compiling {krate}"));
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot run cargo to build the engine: {e}"))?;
+    let stdout = reader.join().unwrap_or_default();
+    if !status.success() {
         return Err(format!(
-            "`cargo {}` failed in {} (its errors are above)",
+            "`cargo {}` failed in {}:\n{}",
             args.join(" "),
-            root.display()
+            root.display(),
+            errors.trim_end()
         ));
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -111,6 +150,16 @@ fn cargo_build_engine(
         .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
         .next_back()
         .ok_or_else(|| "cargo built wb-engine but named no executable".to_string())
+}
+
+/// A cargo command line as the user would type it (without the JSON message format).
+fn shown(args: &[&str]) -> String {
+    let words: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("--message-format"))
+        .collect();
+    format!("cargo {}", words.join(" "))
 }
 
 /// The engine the `process` backend runs when `WB_ENGINE_BIN` is unset: in the kit's
@@ -122,8 +171,7 @@ pub fn find_engine(edge: &Edge, report: &dyn Report) -> Result<PathBuf, String> 
             "no engine to run: set WB_ENGINE_BIN to a wb-engine binary, put `wb-engine` on PATH, or run from the kit's repository (which builds it)".to_string()
         });
     }
-    report.info("building the reference engine (cargo build -p wb-engine) …");
-    cargo_build_engine(edge, &[], None)
+    cargo_build_engine(edge, report, "the reference engine", &[], None)
 }
 
 /// The Linux target triple of this machine.
@@ -144,11 +192,10 @@ fn linux_target() -> Result<String, String> {
 /// Builds the static engine and the `FROM scratch` image `tag` with `tool`.
 pub fn build_image(edge: &Edge, report: &dyn Report, tool: &str, tag: &str) -> Result<(), String> {
     let target = linux_target()?;
-    report.info(&format!(
-        "building the static engine (cargo build -p wb-engine --release --target {target}) …"
-    ));
     let binary = cargo_build_engine(
         edge,
+        report,
+        "the static engine",
         &["--release", "--target", &target],
         Some("-C target-feature=+crt-static"),
     )?;
@@ -166,28 +213,89 @@ pub fn build_image(edge: &Edge, report: &dyn Report, tool: &str, tag: &str) -> R
         };
         copy(&binary, "wb-engine")?;
         copy(&root.join("engine/Containerfile"), "Containerfile")?;
-        report.info(&format!("{tool} build -t {tag} …"));
         let context_arg = context.display().to_string();
         let containerfile = context.join("Containerfile").display().to_string();
-        let out = duct::cmd(
-            tool,
-            ["build", "-t", tag, "-f", &containerfile, &context_arg],
-        )
-        // The tool's progress is human text: stderr, so `--json` stdout stays one object.
-        .stdout_to_stderr()
-        .unchecked()
-        .run()
-        .map_err(|e| format!("cannot run {tool}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{tool} build -t {tag}` failed (its output is above)"
-            ))
-        }
+        run_build(report, tool, tag, &containerfile, &context_arg)
     })();
     let _ = std::fs::remove_dir_all(&context);
     result
+}
+
+/// The first line of the legacy docker builder's deprecation banner.
+const LEGACY_BANNER: &str = "DEPRECATED: The legacy builder is deprecated";
+
+/// `TOOL build -t TAG` (BuildKit through `docker buildx build --load` when docker has
+/// buildx): its output becomes progress lines; docker's legacy-builder banner is replaced
+/// by one line that says why it is harmless here. On failure the whole output is the error.
+fn run_build(
+    report: &dyn Report,
+    tool: &str,
+    tag: &str,
+    containerfile: &str,
+    context: &str,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let buildx = tool == "docker" && has_buildx();
+    let mut args: Vec<&str> = if buildx {
+        vec!["buildx", "build", "--load"]
+    } else {
+        vec!["build"]
+    };
+    args.extend(["-t", tag, "-f", containerfile, context]);
+    report.progress(&format!("{tool} {} …", args[..args.len() - 3].join(" ")));
+    let reader = duct::cmd(tool, &args)
+        .stderr_to_stdout()
+        .stdin_null()
+        .unchecked()
+        .reader()
+        .map_err(|e| format!("cannot run {tool}: {e}"))?;
+    let mut output = String::new();
+    let mut in_banner = false;
+    let lines = std::io::BufReader::new(&reader);
+    for line in lines.lines().map_while(Result::ok) {
+        output.push_str(&line);
+        output.push('\n');
+        if let Some(said) = build_line(&line, &mut in_banner) {
+            report.progress(&said);
+        }
+    }
+    let ok = matches!(reader.try_wait(), Ok(Some(out)) if out.status.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tool} {}` failed:\n{}",
+            args[..args.len() - 3].join(" "),
+            output.trim_end()
+        ))
+    }
+}
+
+/// What a line of the build tool's output becomes as progress: indented, except that
+/// docker's legacy-builder banner becomes one line saying why it is harmless here.
+fn build_line(line: &str, in_banner: &mut bool) -> Option<String> {
+    if line.starts_with(LEGACY_BANNER) {
+        *in_banner = true;
+        return Some(
+            "  (docker's legacy builder: buildx is not installed — fine for this one-file image)"
+                .into(),
+        );
+    }
+    if *in_banner && (line.starts_with(' ') || line.is_empty()) {
+        return None;
+    }
+    *in_banner = false;
+    (!line.trim().is_empty()).then(|| format!("  {}", line.trim_end()))
+}
+
+/// Whether docker has the buildx plugin (BuildKit).
+fn has_buildx() -> bool {
+    duct::cmd("docker", ["buildx", "version"])
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// The local image id of `reference`, if the tool has it (no pull).
@@ -231,4 +339,28 @@ pub fn image_ids(tool: &str, references: &[&str]) -> Vec<(String, String)> {
         found.extend(tags.into_iter().map(|t| (t.to_string(), id.to_string())));
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The banner as Debian's docker.io prints it when buildx is not installed.
+    #[test]
+    fn the_legacy_builder_banner_becomes_one_explained_line() {
+        let output = "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n            Install the buildx component to build images with BuildKit:\n            https://docs.docker.com/go/buildx/\n\nSending build context to Docker daemon  4.2MB\nStep 1/4 : FROM scratch\n";
+        let mut in_banner = false;
+        let said: Vec<String> = output
+            .lines()
+            .filter_map(|l| build_line(l, &mut in_banner))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "  (docker's legacy builder: buildx is not installed — fine for this one-file image)",
+                "  Sending build context to Docker daemon  4.2MB",
+                "  Step 1/4 : FROM scratch",
+            ]
+        );
+    }
 }

@@ -32,6 +32,17 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == text)
     }
 
+    /// The engine listens on the host itself (no port mapping): the port and pid in its
+    /// discovery file are the host's.
+    pub fn on_host(self) -> bool {
+        matches!(self, Kind::Process)
+    }
+
+    /// Always available, so the last candidate: it never gives way to another.
+    pub fn is_last_resort(self) -> bool {
+        matches!(self, Kind::Process)
+    }
+
     pub fn is_container(self) -> bool {
         matches!(self, Kind::Docker | Kind::Podman)
     }
