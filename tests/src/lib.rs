@@ -5,6 +5,8 @@
 //! The tests drive the *built binary* (as users, CI and agents do) and call the `xtask`
 //! library directly for pure functions (golden files, properties).
 
+pub mod k8s;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;

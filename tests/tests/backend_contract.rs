@@ -369,9 +369,12 @@ fn a_canary_secret_reaches_the_engine_env_and_no_argv(kind: Kind) {
                 let create = kind.inspect(v["container"].as_str().unwrap()).unwrap()["Config"]
                     ["CreateCommand"]
                     .to_string();
+                // podman: a secret value goes through `podman secret` (SPEC §18).
                 assert!(
-                    create.contains("\"-e\",\"CANARY_SECRET\""),
-                    "passed by name: {create}"
+                    create.contains(&format!(
+                        "\"--secret\",\"wb-{id}-CANARY_SECRET,type=env,target=CANARY_SECRET\""
+                    )),
+                    "passed as a podman secret: {create}"
                 );
             }
         }

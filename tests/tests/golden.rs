@@ -10,7 +10,7 @@ use std::path::Path;
 
 use xtask::core::diagnostic::render_report;
 use xtask::core::engine_env::engine_env;
-use xtask::core::render::fly_toml;
+use xtask::core::render::{fly_toml, k8s};
 use xtask::core::secret::DeployEnv;
 
 /// What a fixture's `.ctx` file sets up.
@@ -64,7 +64,7 @@ fn shipped_context() -> Context {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         id: None,
-        providers: vec!["fly".into()],
+        providers: vec!["fly".into(), "k8s".into()],
     }
 }
 
@@ -117,7 +117,12 @@ fn render(shown: &str, path: &Path, cx: &Context) -> String {
         out.push_str(&format!("valid — {}\n", d.summary()));
         out.push_str("--- engine env\n");
         out.push_str(&engine_env(d, &deploy_env).render());
-        if let Some(toml) = fly_toml::render(d, false) {
+        if d.provider == "k8s" {
+            if let Some(list) = k8s::render(d, &k8s::K8sInputs::of(d)) {
+                out.push_str("--- k8s-manifests\n");
+                out.push_str(&list);
+            }
+        } else if let Some(toml) = fly_toml::render(d, false) {
             out.push_str("--- fly.toml\n");
             out.push_str(&toml);
         }

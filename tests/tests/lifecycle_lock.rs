@@ -14,8 +14,18 @@ use wb_tests::{Run, Sandbox};
 
 const FILE: &str = "cloud-saas.org";
 
+/// The shipped cloud-saas with its files on the app's volume (`STORAGE: local-fs`), so
+/// an apply creates one `wbdata` volume: the race tests count them.
 fn slowed(delay: &str) -> Sandbox {
     let sb = fly_sandbox(FILE);
+    let path = sb.work().join(FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(":STORAGE: s3\n"));
+    std::fs::write(
+        &path,
+        text.replace(":STORAGE: s3\n", ":STORAGE: local-fs\n"),
+    )
+    .unwrap();
     sb.write("home/.fly-double/delay", delay);
     sb
 }
@@ -56,6 +66,16 @@ fn wait_for_recipe(sb: &Sandbox) {
             "no recipe started: {}",
             lock_text(sb)
         );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the recipe running is `up`'s, past its first mutating call (an apply
+/// probes with a read-only `status` first, whose group is gone by then).
+fn wait_for_mutation(sb: &Sandbox) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mutating(&calls(sb)).is_empty() {
+        assert!(Instant::now() < deadline, "no mutating call came");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -154,6 +174,7 @@ fn an_orphaned_recipe_holds_the_lock_until_its_group_ends() {
     let first = start(&sb, &["apply", FILE, "--json"], "first");
     let pid = first.id();
     wait_for_recipe(&sb);
+    wait_for_mutation(&sb);
     let pgid: u32 = lock_text(&sb)
         .lines()
         .find_map(|l| l.strip_prefix("pgid "))

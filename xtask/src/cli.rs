@@ -36,7 +36,8 @@ pub enum Cmd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deploy {
     pub verb: Verb,
-    pub file: Option<String>,
+    /// FILE as given: any bytes (a file name need not be UTF-8).
+    pub file: Option<std::path::PathBuf>,
     pub json: bool,
     /// `--id ID`: one deployment among several drawers.
     pub id: Option<String>,
@@ -509,11 +510,15 @@ struct Flags {
     given: Vec<&'static str>,
 }
 
-/// The flags of a deploy invocation, and its words (verb, FILE, …) in order.
-fn read_flags(args: Vec<OsString>) -> Result<(Flags, Vec<String>), Error> {
+/// The flags of a deploy invocation, and its words (verb, FILE, …) in order: read
+/// lossily, and as given (only FILE may be anything but UTF-8).
+type Words = (Vec<String>, Vec<OsString>);
+
+fn read_flags(args: Vec<OsString>) -> Result<(Flags, Words), Error> {
     let mut parser = Parser::from_args(args);
     let mut flags = Flags::default();
     let mut words: Vec<String> = Vec::new();
+    let mut raw: Vec<OsString> = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => flags.help = true,
@@ -573,18 +578,19 @@ fn read_flags(args: Vec<OsString>) -> Result<(Flags, Vec<String>), Error> {
             }
             Arg::Long(other) => return Err(unknown_flag(&format!("--{other}"))),
             Arg::Short(c) => return Err(unknown_flag(&format!("-{c}"))),
-            Arg::Value(v) => words.push(v.string().map_err(|v| {
-                Error::Usage(format!(
-                    "the argument {v:?} is not UTF-8 — rename the file, or run from its directory with a UTF-8 name"
-                ))
-            })?),
+            // A word that is not UTF-8 can only be the FILE (checked below); it is kept
+            // as given and read lossily for the verb's words.
+            Arg::Value(v) => {
+                words.push(v.to_string_lossy().into_owned());
+                raw.push(v);
+            }
         }
     }
-    Ok((flags, words))
+    Ok((flags, (words, raw)))
 }
 
 fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, Error> {
-    let (flags, words) = read_flags(args)?;
+    let (flags, (words, mut raw)) = read_flags(args)?;
     if flags.version {
         return Ok(Cmd::Version { json: flags.json });
     }
@@ -609,10 +615,10 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             });
         }
         // `deploy FILE` is `plan FILE`; anything else that is not a verb is a usage error.
-        if rest.is_empty() && looks_like_file(cwd, &first) {
+        if rest.is_empty() && looks_like_file(cwd, raw[0].as_ref()) {
             return Ok(Cmd::Deploy(Deploy {
                 verb: Verb::Plan { live: false },
-                file: Some(first),
+                file: raw.pop().map(Into::into),
                 json: flags.json,
                 id: flags.id,
                 lock_wait: 0,
@@ -627,6 +633,17 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
             json: flags.json,
         });
     }
+    verb_cmd(info, rest, flags, raw, program)
+}
+
+/// A known verb with its words and flags → the command.
+fn verb_cmd(
+    info: &VerbInfo,
+    rest: Vec<String>,
+    flags: Flags,
+    mut raw: Vec<OsString>,
+    program: &str,
+) -> Result<Cmd, Error> {
     for flag in &flags.given {
         if !info.flags.contains(flag) {
             return Err(Error::Usage(format!(
@@ -636,6 +653,13 @@ fn parse_deploy(args: Vec<OsString>, program: &str, cwd: &Path) -> Result<Cmd, E
         }
     }
     let (verb, file) = verb_args(info, rest, &flags)?;
+    // The FILE is the last word; only it may be anything but UTF-8.
+    let file = file.and(raw.pop()).map(std::path::PathBuf::from);
+    if let Some(bad) = raw.iter().find(|w| w.to_str().is_none()) {
+        return Err(Error::Usage(format!(
+            "the argument {bad:?} is not UTF-8 — only FILE may be any bytes"
+        )));
+    }
     Ok(Cmd::Deploy(Deploy {
         verb,
         file,
@@ -821,10 +845,11 @@ fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {
 
 /// A word that is not a verb is a FILE if it plausibly names one (`x.org`, a path) or
 /// resolves to one (a bare name in `deployments/`).
-fn looks_like_file(cwd: &Path, word: &str) -> bool {
-    word.ends_with(".org")
-        || word.contains('/')
-        || crate::load::resolve_file(cwd, Some(word)).exists()
+fn looks_like_file(cwd: &Path, word: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    word.as_bytes().ends_with(b".org")
+        || word.as_bytes().contains(&b'/')
+        || crate::load::resolve_file(cwd, Some(Path::new(word))).exists()
 }
 
 #[cfg(test)]

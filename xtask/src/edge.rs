@@ -46,6 +46,14 @@ impl Vars {
             .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
     }
 
+    /// The UTF-8 names of variables whose values are not UTF-8.
+    pub fn not_utf8_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.0
+            .iter()
+            .filter(|(_, v)| !v.is_empty() && v.to_str().is_none())
+            .filter_map(|(k, _)| k.to_str().map(str::to_string))
+    }
+
     /// The directories of `PATH`, in order.
     pub fn path_dirs(&self) -> Vec<PathBuf> {
         self.0

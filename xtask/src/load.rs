@@ -16,19 +16,21 @@ use crate::ui::Ui;
 
 /// FILE → a path: default `./deployment.org`; a bare name also finds
 /// `deployments/<name>` and `deployments/<name>.org`.
-pub fn resolve_file(cwd: &Path, file: Option<&str>) -> PathBuf {
+pub fn resolve_file(cwd: &Path, file: Option<&Path>) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
     let Some(file) = file else {
         return PathBuf::from("deployment.org");
     };
-    let given = PathBuf::from(file);
-    if cwd.join(&given).exists() || file.contains('/') {
+    let given = file.to_path_buf();
+    if cwd.join(&given).exists() || file.as_os_str().as_bytes().contains(&b'/') {
         return given;
     }
+    let mut with_org = file.as_os_str().to_os_string();
+    with_org.push(".org");
     for candidate in [
-        format!("deployments/{file}"),
-        format!("deployments/{file}.org"),
+        Path::new("deployments").join(file),
+        Path::new("deployments").join(with_org),
     ] {
-        let candidate = PathBuf::from(candidate);
         if cwd.join(&candidate).is_file() {
             return candidate;
         }
@@ -106,10 +108,15 @@ pub struct Inputs<'a> {
 /// The file's text → the drawer and the validator's answer: the path every verb and
 /// every golden file takes.
 pub fn check_file(read: &FileText, inputs: &Inputs) -> (Drawer, Checked) {
-    let mut drawer = match &read.text {
+    let drawer = match &read.text {
         Some(text) => drawer::read(text, inputs.id),
         None => Drawer::default(),
     };
+    check_drawer(read, drawer, inputs)
+}
+
+/// [`check_file`] for a drawer already read from `read.text` (a 1 MiB file is read once).
+fn check_drawer(read: &FileText, mut drawer: Drawer, inputs: &Inputs) -> (Drawer, Checked) {
     let mut diagnostics = read.diagnostics.clone();
     diagnostics.append(&mut drawer.diagnostics);
     drawer.diagnostics = diagnostics;
@@ -136,7 +143,7 @@ pub fn check_file(read: &FileText, inputs: &Inputs) -> (Drawer, Checked) {
 /// [`validate::Context::require_secrets`].
 pub fn load(
     edge: &Edge,
-    file: Option<&str>,
+    file: Option<&Path>,
     id: Option<&str>,
     require_secrets: bool,
 ) -> Result<Loaded, String> {
@@ -191,10 +198,11 @@ fn load_read(
 ) -> Result<Loaded, String> {
     let app_dir = state::app_dir(&edge.vars)?;
     // The ID decides which store's secrets join the deploy env: read it first.
-    let drawer_id = read
-        .text
-        .as_deref()
-        .and_then(|t| drawer::read(t, id).value("ID").map(str::to_string));
+    let read_drawer = match &read.text {
+        Some(text) => drawer::read(text, id),
+        None => Drawer::default(),
+    };
+    let drawer_id = read_drawer.value("ID").map(str::to_string);
     let deploy_id = names::deployment_id(drawer_id.as_deref(), &stem).to_string();
     let mut store_problem = None;
     let deploy_env = if names::is_slug(&deploy_id) {
@@ -223,7 +231,12 @@ fn load_read(
         recipe_for: &recipe_for,
         require_secrets,
     };
-    let (drawer, mut checked) = check_file(&read, &inputs);
+    let (drawer, mut checked) = check_drawer(&read, read_drawer, &inputs);
+    if names::is_slug(&deploy_id) {
+        for loose in state::loose_dirs(&Paths::for_id(&app_dir, &deploy_id)) {
+            checked.diagnostics.push(Diagnostic::warning(None, loose));
+        }
+    }
     if let Some(problem) = store_problem {
         checked
             .diagnostics

@@ -74,14 +74,20 @@ impl Report for Ui {
     }
 }
 
-/// Writes to stdout; after the reader went away, nothing more is written.
+/// Writes to stdout; after the reader went away, nothing more is written. Control and
+/// bidi characters (from a file, a recipe, the environment) are escaped
+/// ([`crate::core::escape`]); inside JSON strings the escape is JSON's own `\uXXXX`.
 pub fn out(text: &str) {
-    write(&STDOUT_CLOSED, &mut std::io::stdout().lock(), text);
+    let text = crate::core::escape::escape(text);
+    write(&STDOUT_CLOSED, &mut std::io::stdout().lock(), &text);
 }
 
-/// Writes to stderr; after it closed, nothing more is written.
+/// Writes to stderr; after it closed, nothing more is written. Every message passes
+/// here, so no terminal escape or bidi control from a file reaches the terminal raw;
+/// the kit's own colors are kept.
 pub fn err(text: &str) {
-    write(&STDERR_CLOSED, &mut std::io::stderr().lock(), text);
+    let text = crate::core::escape::for_terminal(text);
+    write(&STDERR_CLOSED, &mut std::io::stderr().lock(), &text);
 }
 
 fn write(closed: &AtomicBool, stream: &mut dyn Write, text: &str) {

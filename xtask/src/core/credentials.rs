@@ -82,9 +82,10 @@ pub fn is_credential_key(key: &str) -> bool {
     ];
     key == "WB_DATABASE_URL"
         || key.contains("PRIVATE_KEY")
-        || WORDS
-            .iter()
-            .any(|w| key == *w || key.ends_with(&format!("_{w}")))
+        || WORDS.iter().any(|w| {
+            key.strip_suffix(w)
+                .is_some_and(|head| head.is_empty() || head.ends_with('_'))
+        })
 }
 
 #[cfg(test)]

@@ -151,6 +151,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "SIZE",
     "AUTO_STOP",
     "STRATEGY",
+    // Kubernetes provider properties (validate/provider_props.rs; contract v2 moves them
+    // to the recipe's `# wb-properties:` header).
+    "NAMESPACE",
+    "CONTEXT",
+    "DOMAIN",
+    "INGRESS_CLASS",
 ];
 
 /// A deployment the validator has accepted (or, for an invalid file, the best reading of
@@ -184,6 +190,9 @@ pub struct Deployment {
     pub strategy: Strategy,
     /// Names from `#+DEPLOY_SECRETS:`, in declaration order.
     pub secrets: Vec<String>,
+    /// Provider properties set in the drawer (`NAMESPACE`, `DOMAIN`, …), in the order
+    /// `validate::provider_props::KEYS` lists them; the recipe gets each as `WB_PROP_<KEY>`.
+    pub props: Vec<(String, String)>,
 }
 
 impl Deployment {
@@ -213,6 +222,7 @@ impl Deployment {
             auto_stop: AutoStop::Stop,
             strategy: Strategy::Rolling,
             secrets: Vec::new(),
+            props: Vec::new(),
         }
     }
 
@@ -220,6 +230,14 @@ impl Deployment {
     /// local files or SQLite. (Several instances need shared stores instead.)
     pub fn needs_volume(&self) -> bool {
         self.scale == 1 && (self.storage == Storage::LocalFs || self.database == Database::Sqlite)
+    }
+
+    /// A provider property's value, when the drawer sets it.
+    pub fn prop(&self, key: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The one-line shape printed on success (SPEC §4).
@@ -309,6 +327,9 @@ impl Deployment {
             "STRATEGY",
             (self.strategy != Strategy::Rolling).then(|| self.strategy.as_str()),
         );
+        for (key, value) in &self.props {
+            lines.push(format!(":{key}: {value}"));
+        }
         lines.push(":END:".to_string());
         if !self.secrets.is_empty() {
             lines.push(format!("#+DEPLOY_SECRETS: {}", self.secrets.join(" ")));

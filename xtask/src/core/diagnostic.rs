@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
     Warning,
@@ -64,6 +64,74 @@ impl Diagnostic {
     }
 }
 
+/// How many diagnostics of one kind are shown before the rest are counted (SPEC §18).
+pub const SHOWN_PER_KIND: usize = 20;
+
+/// A diagnostic's kind: its message with the quoted (`…`) parts and numbers blanked,
+/// up to the first ` — ` (the hint). Two unknown keys, or two unset secrets, are one kind.
+fn kind(d: &Diagnostic) -> (Severity, String) {
+    let head = d.message.split(" — ").next().unwrap_or_default();
+    let mut out = String::with_capacity(head.len());
+    let mut quoted = false;
+    for c in head.chars() {
+        match c {
+            '`' => {
+                quoted = !quoted;
+                out.push('`');
+            }
+            _ if quoted => {}
+            '0'..='9' => {
+                if !out.ends_with('#') {
+                    out.push('#');
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    (d.severity, out)
+}
+
+/// Keeps the first [`SHOWN_PER_KIND`] diagnostics of each kind; the rest of a kind
+/// become one `… and N more like this` after its last shown one (SPEC §18), so a 1 MiB
+/// file of one mistake repeated makes a short report, not megabytes.
+pub fn cap_repeated(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    use std::collections::HashMap;
+    if diagnostics.len() <= SHOWN_PER_KIND {
+        return diagnostics;
+    }
+    // Each kind hashed once per diagnostic: an index, then counts by index.
+    let mut index: HashMap<(Severity, String), usize> = HashMap::new();
+    let kinds: Vec<usize> = diagnostics
+        .iter()
+        .map(|d| {
+            let next = index.len();
+            *index.entry(kind(d)).or_insert(next)
+        })
+        .collect();
+    let mut total = vec![0usize; index.len()];
+    for &k in &kinds {
+        total[k] += 1;
+    }
+    let mut seen = vec![0usize; index.len()];
+    let mut out = Vec::new();
+    for (d, &k) in diagnostics.into_iter().zip(&kinds) {
+        seen[k] += 1;
+        let severity = d.severity;
+        if seen[k] <= SHOWN_PER_KIND {
+            out.push(d);
+        }
+        if seen[k] == SHOWN_PER_KIND && total[k] > SHOWN_PER_KIND {
+            out.push(Diagnostic {
+                severity,
+                line: None,
+                message: format!("… and {} more like this", total[k] - SHOWN_PER_KIND),
+                sensitive: false,
+            });
+        }
+    }
+    out
+}
+
 /// The human report of a validation: the problems, each with its source line under it.
 ///
 /// `source` is the file's text, for the excerpt; a line marked sensitive anywhere is
@@ -74,7 +142,7 @@ pub fn render_report(
     diagnostics: &[Diagnostic],
     color: bool,
 ) -> String {
-    let hide_lines: Vec<usize> = diagnostics
+    let hide_lines: std::collections::HashSet<usize> = diagnostics
         .iter()
         .filter(|d| d.sensitive)
         .filter_map(|d| d.line)

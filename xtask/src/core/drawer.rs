@@ -9,22 +9,58 @@ use regex::Regex;
 
 use crate::core::diagnostic::Diagnostic;
 
-/// The one pattern a drawer line must match to be a property (SPEC §3.1).
-static PROPERTY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^:([A-Za-z_]+):\s+(.*\S)\s*$").unwrap());
-/// A line that *looks* like a property (`:SOMETHING:` first): if it fails [`PROPERTY`],
+/// A line that *looks* like a property (`:SOMETHING:` first): if it fails [`property`],
 /// it gets a warning rather than silence.
 static LOOKS_LIKE_PROPERTY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^:[^\s:]+:").unwrap());
 /// Any other drawer's opening line (`:LOGBOOK:`), whose body is ignored up to `:END:`.
 static OTHER_DRAWER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^:[A-Za-z][A-Za-z0-9_-]*:$").unwrap());
-/// The older keyword dialect, `#+DEPLOY_<KEY>: value`; Org keywords are case-insensitive.
-static KEYWORD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i-u:#\+DEPLOY_)([A-Za-z_]+):(.*)$").unwrap());
 static HEADLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\*+\s").unwrap());
-/// `#+BEGIN_SRC` … `#+END_SRC` (any block kind): its body is content, never structure.
-static BLOCK_BEGIN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i-u:#\+BEGIN_)(\S+)").unwrap());
+
+// The three line shapes below are read by hand rather than by regex captures: on a
+// 1 MiB file of them, captures cost most of the time (issue #14 item 6).
+
+/// The one shape a drawer line must have to be a property (SPEC §3.1):
+/// `^:([A-Za-z_]+):\s+(.*\S)\s*$` → (key, value).
+fn property(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix(':')?;
+    let (key, rest) = letters_and_underscores(rest)?;
+    let rest = rest.strip_prefix(':')?;
+    if !rest.starts_with(char::is_whitespace) || rest.trim().is_empty() {
+        return None;
+    }
+    Some((key, rest.trim()))
+}
+
+/// The older keyword dialect, `#+DEPLOY_<KEY>: value` (Org keywords are
+/// case-insensitive): `^(?i:#\+DEPLOY_)([A-Za-z_]+):(.*)$` → (key, value).
+fn keyword(line: &str) -> Option<(&str, &str)> {
+    let rest = strip_prefix_ignore_case(line, "#+DEPLOY_")?;
+    let (key, rest) = letters_and_underscores(rest)?;
+    Some((key, rest.strip_prefix(':')?))
+}
+
+/// `#+BEGIN_SRC` … `#+END_SRC` (any block kind): its body is content, never
+/// structure. `^(?i:#\+BEGIN_)(\S+)` → the kind.
+fn block_begin(line: &str) -> Option<&str> {
+    let rest = strip_prefix_ignore_case(line, "#+BEGIN_")?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// A non-empty run of `[A-Za-z_]` at the start, and what follows it.
+fn letters_and_underscores(text: &str) -> Option<(&str, &str)> {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .unwrap_or(text.len());
+    (end > 0).then(|| text.split_at(end))
+}
 
 /// One `:KEY: value` as read, with the line it stands on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,18 +134,28 @@ struct Reader {
     /// Inside a `#+BEGIN_<kind>` block: the `#+END_<kind>` line that closes it,
     /// uppercased, and the line it opened on.
     in_block: Option<(String, usize)>,
+    /// A `:PROPERTIES:` line read inside another drawer: (that drawer's line, its line).
+    swallowed: Option<(usize, usize)>,
+    /// The declared secret names so far (indexed: 90k names stay linear).
+    secret_names: std::collections::HashSet<String>,
 }
 
 /// Reads a deployment file's text. `pick_id` selects one drawer when the file holds
 /// several under headlines with distinct `:ID:`s (`--id`).
 pub fn read(text: &str, pick_id: Option<&str>) -> Drawer {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = strip_boms(text);
     let mut r = Reader::default();
     for (index, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         r.line(index + 1, line);
     }
     r.finish(pick_id)
+}
+
+/// The text without its leading byte-order marks: one, or several (an editor that
+/// added one to a file that had one). The reader and `fmt` agree on this.
+pub fn strip_boms(text: &str) -> &str {
+    text.trim_start_matches('\u{feff}')
 }
 
 impl Reader {
@@ -126,14 +172,16 @@ impl Reader {
             }
             return;
         }
-        if self.in_other.is_some() {
+        if let Some(other) = self.in_other {
             if trimmed == ":END:" {
                 self.in_other = None;
+            } else if trimmed == ":PROPERTIES:" && self.swallowed.is_none() {
+                self.swallowed = Some((other, n));
             }
             return;
         }
-        if let Some(caps) = BLOCK_BEGIN.captures(trimmed) {
-            self.in_block = Some((format!("#+END_{}", caps[1].to_ascii_uppercase()), n));
+        if let Some(kind) = block_begin(trimmed) {
+            self.in_block = Some((format!("#+END_{}", kind.to_ascii_uppercase()), n));
         } else if trimmed == ":PROPERTIES:" {
             self.drawers.push(RawDrawer {
                 open_line: n,
@@ -143,13 +191,14 @@ impl Reader {
             self.in_properties = Some(self.drawers.len() - 1);
         } else if trimmed != ":END:" && OTHER_DRAWER.is_match(trimmed) {
             self.in_other = Some(n);
-        } else if let Some(caps) = KEYWORD.captures(line.trim_start()) {
+        } else if let Some((key, value)) = keyword(line.trim_start()) {
             read_keyword(
-                &caps[1],
-                caps[2].trim(),
+                key,
+                value.trim(),
                 n,
                 &mut self.keywords,
                 &mut self.out,
+                &mut self.secret_names,
             );
         }
     }
@@ -196,8 +245,11 @@ impl Reader {
             ));
         }
         if self.drawers.is_empty() && self.keywords.is_empty() && pick_id.is_none() {
-            out.diagnostics
-                .push(no_drawer(self.in_block.as_ref(), self.in_other));
+            out.diagnostics.push(no_drawer(
+                self.in_block.as_ref(),
+                self.in_other,
+                self.swallowed,
+            ));
         }
         let chosen = choose(self.drawers, pick_id, &mut out.diagnostics);
         let mut properties = Vec::new();
@@ -231,8 +283,15 @@ impl Reader {
 
 /// Why no drawer was found: none at all, or a block or drawer that never closed and
 /// swallowed the rest of the file.
-fn no_drawer(block: Option<&(String, usize)>, other: Option<usize>) -> Diagnostic {
+fn no_drawer(
+    block: Option<&(String, usize)>,
+    other: Option<usize>,
+    inside: Option<(usize, usize)>,
+) -> Diagnostic {
     let swallowed = match (block, other) {
+        (None, None) if let Some((open, at)) = inside => format!(
+            " — the drawer opened at line {open} has no `:END:` of its own, so the `:PROPERTIES:` at line {at} is read as part of it; close line {open}'s drawer with `:END:`"
+        ),
         (Some((end, line)), _) => format!(
             " — the block opened at line {line} is never closed (no `{end}`), so the rest of the file is inside it"
         ),
@@ -255,10 +314,10 @@ fn read_drawer_line(
     properties: &mut Vec<Property>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    if let Some(caps) = PROPERTY.captures(line) {
+    if let Some((key, value)) = property(line) {
         properties.push(Property {
-            key: caps[1].to_ascii_uppercase(),
-            value: caps[2].to_string(),
+            key: key.to_ascii_uppercase(),
+            value: value.to_string(),
             line: n,
             from_keyword: false,
         });
@@ -276,7 +335,14 @@ fn read_drawer_line(
     }
 }
 
-fn read_keyword(name: &str, value: &str, n: usize, keywords: &mut Vec<Property>, out: &mut Drawer) {
+fn read_keyword(
+    name: &str,
+    value: &str,
+    n: usize,
+    keywords: &mut Vec<Property>,
+    out: &mut Drawer,
+    seen: &mut std::collections::HashSet<String>,
+) {
     let upper = name.to_ascii_uppercase();
     if upper == "SECRETS" {
         for secret in value.split_whitespace() {
@@ -285,7 +351,7 @@ fn read_keyword(name: &str, value: &str, n: usize, keywords: &mut Vec<Property>,
                     n,
                     format!("secret name `{secret}` must match ^[A-Z][A-Z0-9_]*$ (uppercase letters, digits, underscores)"),
                 ));
-            } else if out.secrets.iter().any(|s| s.name == secret) {
+            } else if !seen.insert(secret.to_string()) {
                 out.diagnostics.push(Diagnostic::warning(
                     n,
                     format!("secret `{secret}` is declared twice"),

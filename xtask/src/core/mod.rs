@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod diagnostic;
 pub mod drawer;
 pub mod engine_env;
+pub mod escape;
 pub mod names;
 pub mod plan;
 pub mod preview;

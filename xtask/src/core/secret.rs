@@ -53,6 +53,9 @@ impl Source {
 #[derive(Debug, Clone, Default)]
 pub struct DeployEnv {
     vars: BTreeMap<String, (Secret, Source)>,
+    /// Names exported in the process env with a value that is not UTF-8 (so absent
+    /// from `vars`): the validator says so instead of "has no value".
+    not_utf8: std::collections::BTreeSet<String>,
 }
 
 impl DeployEnv {
@@ -73,7 +76,21 @@ impl DeployEnv {
                 vars.insert(name, (value, Source::Store));
             }
         }
-        DeployEnv { vars }
+        DeployEnv {
+            vars,
+            not_utf8: Default::default(),
+        }
+    }
+
+    /// Records the names exported with a value that is not UTF-8.
+    pub fn with_not_utf8(mut self, names: impl IntoIterator<Item = String>) -> DeployEnv {
+        self.not_utf8.extend(names);
+        self
+    }
+
+    /// Whether `name` is exported, but not as UTF-8 (and not in the store).
+    pub fn is_not_utf8(&self, name: &str) -> bool {
+        !self.has(name) && self.not_utf8.contains(name)
     }
 
     /// This deploy env with `store`'s values laid over it (the store wins).
@@ -95,10 +112,40 @@ impl DeployEnv {
         self.vars.get(name).map(|(value, _)| value)
     }
 
+    /// Where a name's value came from (the foreign-credential warning asks).
+    pub fn source(&self, name: &str) -> Option<Source> {
+        self.vars.get(name).map(|(_, source)| *source)
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.vars.contains_key(name)
     }
 }
+
+/// Well-known credentials of other tools: a deployment file declaring one as a secret
+/// would carry it from the caller's shell into the provider (issue #14 item 13).
+pub const FOREIGN_CREDENTIALS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITLAB_TOKEN",
+    "NPM_TOKEN",
+    "CARGO_REGISTRY_TOKEN",
+    "PYPI_TOKEN",
+    "DOCKER_PASSWORD",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_CLIENT_SECRET",
+    "DIGITALOCEAN_ACCESS_TOKEN",
+    "CLOUDFLARE_API_TOKEN",
+    "HEROKU_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "VAULT_TOKEN",
+    "FLY_API_TOKEN",
+    "FLY_ACCESS_TOKEN",
+];
 
 /// Names whose values are credentials wherever they appear (SPEC §5).
 pub const CREDENTIAL_NAMES: &[&str] = &[

@@ -10,6 +10,8 @@ use super::backend::{Backend, Failure, Instance, Presence, Spec, detached};
 use super::health::{self, check_health, indent_log, last_words, read_runtime, with_tail};
 use super::{Failed, Local, describe};
 use crate::core::plan::{self, Applied, Fingerprint};
+use crate::error::Error;
+use crate::providers::spawn;
 use crate::state;
 
 /// How long the kit waits for the engine's discovery file (SPEC §9.2).
@@ -53,6 +55,9 @@ enum Attempt {
 }
 
 pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
+    // A SIGINT/SIGTERM from here on is noticed: a half-started engine is stopped and
+    // the interruption reported (exit 130/143, one JSON error object).
+    spawn::catch_signals();
     if local.d.scale > 1 {
         return super::scale::apply(local, force);
     }
@@ -175,6 +180,13 @@ fn attempt(
     let preferred = live.map(|i| i.port).or_else(|| read_port(spec));
     let (inst, pid) = match bring_up(local, backend.as_mut(), spec, preferred) {
         Ok(up) => up,
+        Err(why) if spawn::interrupted() => {
+            let error = Error::Interrupted {
+                code: spawn::interrupted_code(),
+                message: why,
+            };
+            return Err(local.fail(spec, None, error));
+        }
         Err(why) if may_give_way && !kind.is_last_resort() => {
             return Ok(Attempt::GiveWay(format!(
                 "could not start the engine: {why}"
@@ -392,6 +404,9 @@ pub(super) fn bring_up(
             Err(Failure::Other(why)) => return Err(why),
         };
         inst.save(spec)?;
+        if spawn::interrupted() {
+            return Err(interrupted(backend, spec, &inst));
+        }
         local.report.progress(&format!(
             "waiting for the engine on port {port} to answer /health …"
         ));
@@ -459,6 +474,9 @@ fn wait_ready(
         if let Some(why) = backend.exited(spec, inst) {
             return Err(gone(backend, spec, inst, why));
         }
+        if spawn::interrupted() {
+            return Err(Failure::Other(interrupted(backend, spec, inst)));
+        }
         if Instant::now() >= deadline {
             let why = format!(
                 "the engine wrote its discovery file but is not healthy after {} s: {problem} (stopped it)",
@@ -467,6 +485,21 @@ fn wait_ready(
             return Err(stop_for(backend, spec, inst, &why));
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Takes down an engine whose start was interrupted, and forgets it: nothing
+/// half-started is left for `status` to call up.
+fn interrupted(backend: &mut dyn Backend, spec: &Spec, inst: &Instance) -> String {
+    match backend.down(spec, inst) {
+        Ok(()) => {
+            clear_instance(spec);
+            "interrupted while the engine was starting — it was stopped; nothing was recorded as applied".into()
+        }
+        // Recorded as it is: `status` tells the truth about it, and `down` stops it.
+        Err(e) => format!(
+            "interrupted while the engine was starting — stopping it failed ({e}); `down` stops it"
+        ),
     }
 }
 
@@ -495,6 +528,9 @@ fn wait_discovery(
                 return Err(gone(backend, spec, inst, why));
             }
             next_check = now + Duration::from_millis(250);
+        }
+        if spawn::interrupted() {
+            return Err(Failure::Other(interrupted(backend, spec, inst)));
         }
         if now >= deadline {
             let why = format!(

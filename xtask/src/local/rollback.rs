@@ -70,12 +70,7 @@ impl Local<'_> {
             }
             None => Vec::new(),
         };
-        for name in &changed {
-            self.report.warn(&format!(
-                "{name} differs from release {} — the rollback uses today's value",
-                target.number
-            ));
-        }
+        releases::warn_changed(self.report, &target, &changed);
         self.report.info(&format!(
             "rolling back to release {} ({}): {} by ID {image}",
             target.number, target.time, target.image

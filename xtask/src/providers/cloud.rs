@@ -88,6 +88,20 @@ impl<'a> Cloud<'a> {
         )
     }
 
+    /// Every CLI the recipe's `# wb-cli:` line names is on PATH, or an error saying
+    /// which to install before running `verb` again.
+    pub(super) fn require_cli(&self, recipe: &Recipe, verb: &str) -> Result<(), Error> {
+        match missing_cli(self.edge, &recipe.header.cli) {
+            None => Ok(()),
+            Some(missing) => Err(format!(
+                "the {} recipe needs `{}` on PATH — install it, then {verb} again (nothing was changed)",
+                self.d.provider,
+                missing.join("` or `")
+            )
+            .into()),
+        }
+    }
+
     /// Runs one action with the sealed env; the artifacts live in a private temp dir
     /// for exactly the length of the run.
     pub(super) fn spawn(
@@ -208,14 +222,7 @@ impl<'a> Cloud<'a> {
         let recipe = self.recipe()?;
         // The recipe's CLIs first (SPEC §13.3): no bearer is made, stored or shown for
         // an apply that cannot run.
-        if let Some(missing) = missing_cli(self.edge, &recipe.header.cli) {
-            return Err(format!(
-                "the {} recipe needs `{}` on PATH — install it, then apply again (nothing was changed)",
-                self.d.provider,
-                missing.join("` or `")
-            )
-            .into());
-        }
+        self.require_cli(&recipe, "apply")?;
         // Under the lock, read the deploy env again: another apply may have just made
         // the bearer. The plan is made before the bearer, so it says what `plan` said.
         let store = self.paths.store();
@@ -261,7 +268,9 @@ impl<'a> Cloud<'a> {
         // From here on the provider's state is in flux: no record until `up` succeeds.
         state::forget_applied(dir)?;
         let up = self.spawn(&recipe, &intended, Action::Up, self.stdout())?;
-        if up.code != 0 {
+        // Interrupted: never "ok", whatever the recipe's code (it may trap the signal
+        // and exit 0).
+        if up.code != 0 || spawn::interrupted() {
             return Err(self.failed(
                 Action::Up,
                 up.code,
@@ -414,7 +423,7 @@ impl<'a> Cloud<'a> {
         let (recipe, intended) = self.current()?;
         let finished =
             self.spawn_with(&recipe, &intended, Action::Down, Stdout::Progress, purge)?;
-        if finished.code != 0 {
+        if finished.code != 0 || spawn::interrupted() {
             return Err(self.failed(Action::Down, finished.code, ""));
         }
         let was_applied = state::last_applied(dir).is_some();
@@ -490,10 +499,24 @@ impl<'a> Cloud<'a> {
             )
             .into());
         }
+        if let Some(message) = in_cluster_only(&base, &self.edge.program, self.shown) {
+            return Err(message.into());
+        }
         let health = format!("{}/health", base.trim_end_matches('/'));
         let code = curl_status(self.edge, &health, bearer)?;
         Ok((base, health, code))
     }
+}
+
+/// A Kubernetes Service URL (`http://<svc>.<ns>.svc.cluster.local`) resolves only inside
+/// the cluster: `verify` says so and how to reach it (SPEC §18 "Kubernetes"), instead of
+/// sending the bearer towards a name this machine cannot resolve.
+fn in_cluster_only(base: &str, program: &str, shown: &str) -> Option<String> {
+    let host = base.split("://").nth(1)?.split(['/', ':']).next()?;
+    let (service, namespace) = host.strip_suffix(".svc.cluster.local")?.split_once('.')?;
+    Some(format!(
+        "`{base}` is reachable only inside the cluster — set DOMAIN (served by the Ingress), or forward a port: `kubectl --namespace {namespace} port-forward service/{service} 8080:80`, then `WB_VERIFY_URL=http://127.0.0.1:8080 {program} verify {shown}`"
+    ))
 }
 
 /// The first CLI group none of whose alternatives is on PATH.

@@ -31,14 +31,7 @@ impl Cloud<'_> {
         state::sweep_temp_files(dir);
         let target = releases::pick(&releases::list(dir), to)?;
         let recipe = self.recipe()?;
-        if let Some(missing) = super::cloud::missing_cli(self.edge, &recipe.header.cli) {
-            return Err(format!(
-                "the {} recipe needs `{}` on PATH — install it, then roll back again (nothing was changed)",
-                self.d.provider,
-                missing.join("` or `")
-            )
-            .into());
-        }
+        self.require_cli(&recipe, "roll back")?;
         let store = self.paths.store();
         let deploy_env = store::capture(&self.edge.vars, &store)?;
         if !deploy_env.has(BEARER) {
@@ -61,12 +54,7 @@ impl Cloud<'_> {
         let salt = state::salt(dir)?;
         let fingerprint = intended.fingerprint(&d, &salt);
         let changed = releases::changed_env(&target, &fingerprint);
-        for name in &changed {
-            self.report.warn(&format!(
-                "{name} differs from release {} — the rollback uses today's value",
-                target.number
-            ));
-        }
+        releases::warn_changed(self.report, &target, &changed);
         self.report.info(&format!(
             "rolling back to release {} ({}): image {image}",
             target.number, target.time

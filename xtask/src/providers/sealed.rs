@@ -170,8 +170,8 @@ pub struct RecipeRun<'a> {
 /// everything else comes from the deployment and its engine env.
 ///
 /// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
-/// WB_REGION, WB_SECRET_KEYS, the shape inputs ([`shape_inputs`]), the engine env (each
-/// by name, in its order), WB_ENGINE_KEYS,
+/// WB_REGION, WB_SECRET_KEYS, the shape inputs ([`shape_inputs`]), `WB_PROP_<KEY>` per
+/// provider property, the engine env (each by name, in its order), WB_ENGINE_KEYS,
 /// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
 /// recipe's own passthroughs.
 /// Unset or empty caller values are left out, as are the deployment's absent optionals.
@@ -214,6 +214,10 @@ pub fn sealed_env(
     put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
     for (name, value) in shape_inputs(d) {
         put(&mut env, name, value.into());
+    }
+    // Provider properties (SPEC §13.1): `NAMESPACE` reaches the recipe as `WB_PROP_NAMESPACE`.
+    for (key, value) in &d.props {
+        put(&mut env, &format!("WB_PROP_{key}"), value.into());
     }
 
     let reserved = |name: &str| {

@@ -45,6 +45,12 @@ fn signals() -> &'static Signals {
     })
 }
 
+/// From now on, SIGINT and SIGTERM are recorded instead of ending the kit (a local
+/// apply calls this first, so an interrupted start is stopped and reported).
+pub fn catch_signals() {
+    signals();
+}
+
 /// Whether the kit received SIGINT or SIGTERM since its first recipe run.
 pub fn interrupted() -> bool {
     let s = signals();

@@ -68,6 +68,25 @@ impl Paths {
     }
 }
 
+/// Warnings for state directories other users could write to (a pre-created 0777
+/// `WB_HOME/<id>`): anyone who can write there can plant a store or a lock.
+pub fn loose_dirs(paths: &Paths) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    [&paths.app_dir, &paths.dir]
+        .into_iter()
+        .filter_map(|dir| {
+            let mode = fs::symlink_metadata(dir).ok()?.permissions().mode() & 0o777;
+            (mode & 0o022 != 0).then(|| {
+                format!(
+                    "the state dir {} is writable by {} (mode {mode:04o}) — another user could plant files there; `chmod 700` it",
+                    dir.display(),
+                    if mode & 0o002 != 0 { "every user" } else { "its group" }
+                )
+            })
+        })
+        .collect()
+}
+
 pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
@@ -173,8 +192,16 @@ impl FileLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // A symlink planted as the lock must not make the kit create its target.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| format!("cannot open lock {}: {e}", path.display()))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => format!(
+                    "the lock {} is a symbolic link — the kit never follows links in its state dir; remove it and try again",
+                    path.display()
+                ),
+                _ => format!("cannot open lock {}: {e}", path.display()),
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(Some(FileLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

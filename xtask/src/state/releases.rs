@@ -322,3 +322,14 @@ pub fn mark_rollback(dir: &Path, to: u32, image: &str) -> Result<(), String> {
     }
     write(dir, &book)
 }
+
+/// Warns, naming each engine variable whose value differs from `target`'s: a rollback
+/// runs with today's values.
+pub fn warn_changed(report: &dyn crate::report::Report, target: &Release, changed: &[String]) {
+    for name in changed {
+        report.warn(&format!(
+            "{name} differs from release {} — the rollback uses today's value",
+            target.number
+        ));
+    }
+}

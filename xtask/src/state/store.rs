@@ -15,7 +15,7 @@ pub fn capture(vars: &Vars, store: &Store) -> Result<DeployEnv, String> {
 
 /// The process environment alone (when there is no readable store).
 pub fn env_only(vars: &Vars) -> DeployEnv {
-    DeployEnv::new(vars.utf8(), std::iter::empty())
+    DeployEnv::new(vars.utf8(), std::iter::empty()).with_not_utf8(vars.not_utf8_names())
 }
 
 /// A deployment's secret store: `secrets.env` under its state directory, mode 0600,
@@ -38,6 +38,25 @@ impl Store {
     }
 
     pub fn load(&self) -> Result<BTreeMap<String, Secret>, String> {
+        // Every store operation sweeps the plaintext temp copies a killed write left.
+        if let Some(dir) = self.path.parent() {
+            state::sweep_temp_files(dir);
+        }
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "the secret store {} is a symbolic link — the kit never follows links in its state dir; remove it, then `secrets set` the values again",
+                    self.path.display()
+                ));
+            }
+            Ok(meta) if !meta.is_file() => {
+                return Err(format!(
+                    "the secret store {} is not a regular file — remove it, then `secrets set` the values again",
+                    self.path.display()
+                ));
+            }
+            _ => {}
+        }
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),

@@ -14,7 +14,7 @@ use crate::providers::cloud::missing_cli;
 use crate::providers::resolve::Recipes;
 use crate::state;
 
-pub fn run(cx: &Ctx, file: Option<&str>) -> Verdict {
+pub fn run(cx: &Ctx, file: Option<&std::path::Path>) -> Verdict {
     let edge = cx.edge;
     let app_dir = state::app_dir(&edge.vars)?;
     let recipes = Recipes::from_edge(edge, &app_dir)?;
@@ -170,7 +170,11 @@ fn backends(cx: &Ctx, checks: &mut Vec<Value>) -> (Option<Kind>, Result<Kind, St
 
 /// With FILE (or a `./deployment.org`), a cloud deployment's own provider CLI: `true`
 /// when it is missing (then `doctor` exits 1, as `apply` would refuse).
-fn deployment_cli(cx: &Ctx, recipes: &Recipes, file: Option<&str>) -> Result<bool, String> {
+fn deployment_cli(
+    cx: &Ctx,
+    recipes: &Recipes,
+    file: Option<&std::path::Path>,
+) -> Result<bool, String> {
     let (edge, ui) = (cx.edge, &cx.ui);
     if file.is_none() && !edge.cwd.join("deployment.org").is_file() {
         return Ok(false);

@@ -23,7 +23,7 @@ pub fn migrate(text: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let body = drawer::strip_boms(text);
     let lines: Vec<&str> = body
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))

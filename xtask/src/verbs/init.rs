@@ -67,9 +67,9 @@ fn id_taken(dir: &Path, path: &Path, id: &str) -> Option<String> {
     })
 }
 
-pub fn run(cx: &Ctx, args: &InitArgs, file: Option<&str>) -> Verdict {
+pub fn run(cx: &Ctx, args: &InitArgs, file: Option<&std::path::Path>) -> Verdict {
     let place = args.place.unwrap_or(Place::Local);
-    let shown = std::path::PathBuf::from(file.unwrap_or("deployment.org"));
+    let shown = file.map_or_else(|| "deployment.org".into(), std::path::Path::to_path_buf);
     let path = cx.edge.cwd.join(&shown);
     let stem = shown.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     if !names::is_slug(stem) {

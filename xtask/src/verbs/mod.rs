@@ -106,7 +106,7 @@ impl Ctx<'_> {
 }
 
 /// Runs one deploy verb.
-pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdict {
+pub fn run(cx: &Ctx, verb: &Verb, file: Option<&std::path::Path>, id: Option<&str>) -> Verdict {
     match verb {
         Verb::Init(args) => return init::run(cx, args, file),
         Verb::Doctor => return doctor::run(cx, file),
@@ -134,7 +134,7 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&str>, id: Option<&str>) -> Verdi
 fn zero_config_fallback(
     cx: &Ctx,
     verb: &Verb,
-    file: Option<&str>,
+    file: Option<&std::path::Path>,
     id: Option<&str>,
 ) -> Result<Option<Loaded>, String> {
     let looks = matches!(

@@ -3,6 +3,7 @@
 //! the project; a recipe gets each as a file path in a private temp dir.
 
 pub mod fly_toml;
+pub mod k8s;
 
 use crate::core::deployment::Deployment;
 
@@ -10,15 +11,17 @@ use crate::core::deployment::Deployment;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Artifact {
     FlyToml,
+    K8sManifests,
 }
 
 impl Artifact {
-    pub const ALL: &[Artifact] = &[Artifact::FlyToml];
+    pub const ALL: &[Artifact] = &[Artifact::FlyToml, Artifact::K8sManifests];
 
     /// The name on the `# wb-artifacts:` line and in `plan --json`'s `artifacts`.
     pub fn name(self) -> &'static str {
         match self {
             Artifact::FlyToml => "fly-toml",
+            Artifact::K8sManifests => "k8s-manifests",
         }
     }
 
@@ -30,6 +33,7 @@ impl Artifact {
     pub fn env_var(self) -> &'static str {
         match self {
             Artifact::FlyToml => "WB_FLY_TOML",
+            Artifact::K8sManifests => "WB_K8S_MANIFESTS",
         }
     }
 
@@ -37,6 +41,7 @@ impl Artifact {
     pub fn file_name(self) -> &'static str {
         match self {
             Artifact::FlyToml => "fly.toml",
+            Artifact::K8sManifests => "manifests.json",
         }
     }
 
@@ -46,6 +51,9 @@ impl Artifact {
     pub fn render(self, d: &Deployment, from_source: bool) -> Option<String> {
         match self {
             Artifact::FlyToml => fly_toml::render(d, from_source),
+            // The images are pulled, never built by the cluster: `from_source` does not
+            // apply. The env digest is filled in by the recipe (k8s::ENV_DIGEST_PLACEHOLDER).
+            Artifact::K8sManifests => k8s::render(d, &k8s::K8sInputs::of(d)),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod combinations;
 mod enums;
+pub mod provider_props;
 mod requirements;
 mod structure;
 
@@ -150,13 +151,19 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
     let axes = enums::check(&view, &mut p);
     combinations::check(&view, &axes, &mut p);
     let settled = requirements::check(&view, &axes, cx, &mut p);
+    provider_props::check(&view, &settled.provider, &mut p);
     warn_unknown_keys(drawer, &mut p);
 
     p.errors.sort_by_key(|(stage, d)| (*stage, d.line));
     let mut diagnostics: Vec<Diagnostic> = p.errors.into_iter().map(|(_, d)| d).collect();
     let valid = diagnostics.is_empty();
     diagnostics.extend(p.warnings);
-    let deployment = valid.then(|| build(drawer, &axes, settled, cx));
+    let diagnostics = crate::core::diagnostic::cap_repeated(diagnostics);
+    let props = provider_props::values(&view);
+    let deployment = valid.then(|| Deployment {
+        props,
+        ..build(drawer, &axes, settled, cx)
+    });
     Checked {
         deployment,
         diagnostics,
@@ -165,21 +172,32 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
 
 /// Unknown keys: warned, with a did-you-mean, never silently dropped.
 fn warn_unknown_keys(drawer: &Drawer, p: &mut Problems) {
+    let mut unknown = 0;
     for prop in &drawer.properties {
         if KNOWN_KEYS.contains(&prop.key.as_str()) || is_credential_key(&prop.key) {
             continue;
         }
+        unknown += 1;
+        // Only the warnings shown get a guess (the rest are counted, SPEC §18); a
+        // length far from a known key's is no typo of it.
         let guess = KNOWN_KEYS
             .iter()
+            .filter(|_| unknown <= crate::core::diagnostic::SHOWN_PER_KIND)
+            .filter(|k| prop.key.len().abs_diff(k.len()) <= 2.max(k.len() / 3))
             .map(|k| (strsim::damerau_levenshtein(&prop.key, k), *k))
             .filter(|(d, k)| *d <= 2.max(k.len() / 3))
             .min()
             .map(|(_, k)| format!(" — did you mean `{k}`?"))
             .unwrap_or_default();
-        p.warnings.push(Diagnostic::warning(
-            prop.line,
-            format!("unknown key `{}` is ignored{guess}", prop.key),
-        ));
+        // Never excerpted: an unknown key may hold a credential under a name the
+        // heuristic misses.
+        p.warnings.push(
+            Diagnostic::warning(
+                prop.line,
+                format!("unknown key `{}` is ignored{guess}", prop.key),
+            )
+            .sensitive(),
+        );
     }
 }
 
@@ -214,5 +232,6 @@ fn build(
         auto_stop: axes.auto_stop_d(),
         strategy: axes.strategy_d(),
         secrets: drawer.secrets.iter().map(|s| s.name.clone()).collect(),
+        props: Vec::new(),
     }
 }

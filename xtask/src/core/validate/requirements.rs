@@ -29,10 +29,12 @@ pub(super) fn check(view: &View, axes: &Axes, cx: &Context, p: &mut Problems) ->
     let provider_ok = names_are_legal(view, cx, p);
     let provider = provider(view, cloud && provider_ok, cx, p);
     secrets(view, cx, p);
+    foreign_credentials(view, cx, p);
     no_credentials_in_the_file(view, cx, p);
     urls_and_image(view, p);
     let port = port(view, p);
-    if cloud && !view.has("REGION") {
+    // Kubernetes has no region: the kube context decides (provider_props warns when set).
+    if cloud && !view.has("REGION") && provider != super::provider_props::PROVIDER {
         p.require(
             view.line_of("ENGINE_PLACE"),
             "ENGINE_PLACE: cloud needs REGION — the provider region to run in (e.g. `iad`)",
@@ -163,6 +165,14 @@ fn secrets(view: &View, cx: &Context, p: &mut Problems) {
                     secret.name
                 ),
             );
+        } else if cx.require_secrets && cx.deploy_env.is_not_utf8(&secret.name) {
+            p.require(
+                Some(secret.line),
+                format!(
+                    "secret `{0}` is exported but its value is not UTF-8 — the kit passes only UTF-8 values; export it as UTF-8 text, or `{2} secrets set {0} {1}` (value on stdin)",
+                    secret.name, cx.file, cx.program
+                ),
+            );
         } else if cx.require_secrets && !cx.deploy_env.has(&secret.name) {
             p.require(
                 Some(secret.line),
@@ -171,6 +181,25 @@ fn secrets(view: &View, cx: &Context, p: &mut Problems) {
                     secret.name, cx.file, cx.program
                 ),
             );
+        }
+    }
+}
+
+/// A declared secret under a well-known foreign credential's name, taken from the
+/// caller's shell rather than the store: say so, naming it.
+fn foreign_credentials(view: &View, cx: &Context, p: &mut Problems) {
+    use crate::core::secret::{FOREIGN_CREDENTIALS, Source};
+    for secret in &view.drawer.secrets {
+        if FOREIGN_CREDENTIALS.contains(&secret.name.as_str())
+            && cx.deploy_env.source(&secret.name) == Some(Source::Env)
+        {
+            p.warnings.push(Diagnostic::warning(
+                secret.line,
+                format!(
+                    "secret `{0}` is a well-known credential of another tool, taken from your shell's environment — the engine and the provider will get it; if that is not meant, remove it from `#+DEPLOY_SECRETS:`, or store the value meant for the engine with `{2} secrets set {0} {1}`",
+                    secret.name, cx.file, cx.program
+                ),
+            ));
         }
     }
 }

@@ -3,7 +3,11 @@
 //! `run -d --name wb-<id> -p 127.0.0.1:<free port>:<PORT> -v <data>:/data
 //! -v <disco>:/disco -e NAME … <image>`: every engine variable is passed as `-e NAME`
 //! (the name only) with its value in the client process's environment, so no value —
-//! secret or not — is ever in an argv.
+//! secret or not — is ever in an argv. On podman a secret value goes further: it is
+//! handed to `podman secret create wb-<id>-<NAME> -` on stdin and the container gets
+//! `--secret wb-<id>-<NAME>,type=env,target=<NAME>` (SPEC §18 "Secrets on backends");
+//! `down` removes those secrets. docker keeps `-e` values in its container config
+//! (`docker inspect` shows them) — see README "Security notes".
 //!
 //! The image is the deployment's IMAGE when the tool has it locally. The default IMAGE
 //! (`ghcr.io/workbooks-sh/runtime:latest`) is never pulled implicitly (`--pull never`):
@@ -154,7 +158,11 @@ impl Container {
     /// `<tool> run -d … image`; a leftover container of the same name is removed and
     /// the run tried once more.
     fn run_image(&self, spec: &Spec, port: u16, image: &str) -> Result<Instance, Failure> {
-        let args = run_args(spec, port, image);
+        let by_secret = self.kind == Kind::Podman;
+        if by_secret {
+            self.create_secrets(spec)?;
+        }
+        let args = run_args(spec, port, image, by_secret);
         let name = spec.name();
         let mut last_err = String::new();
         for _ in 0..2 {
@@ -164,6 +172,9 @@ impl Container {
                 .stderr_capture()
                 .unchecked();
             for (n, value) in &spec.env.0 {
+                if by_secret && value.is_secret() {
+                    continue; // delivered as a podman secret
+                }
                 // The child env boundary: the one place a value is exposed.
                 cmd = cmd.env(n, value.expose());
             }
@@ -224,6 +235,51 @@ impl Container {
         Some((status, pid, code))
     }
 
+    /// podman: each secret value into `podman secret create NAME -` (value on stdin,
+    /// never in an argv or the client's env), replacing one left from before.
+    fn create_secrets(&self, spec: &Spec) -> Result<(), String> {
+        for (name, value) in spec.env.0.iter().filter(|(_, v)| v.is_secret()) {
+            let id = secret_id(spec, name);
+            let _ = self.call(&["secret", "rm", &id]);
+            let out = duct::cmd(self.tool(), ["secret", "create", id.as_str(), "-"])
+                .stdin_bytes(value.expose().as_bytes().to_vec())
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked()
+                .run()
+                .map_err(|e| format!("cannot run {}: {e}", self.tool()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`{} secret create {id}` failed: {}",
+                    self.tool(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// podman: removes every `wb-<id>-*` secret (those of names since undeclared too).
+    fn remove_secrets(&self, spec: &Spec) -> Result<(), String> {
+        let out = self.call(&["secret", "ls", "--format", "{{.Name}}"])?;
+        let prefix = secret_id(spec, "");
+        for id in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(&prefix))
+        {
+            let gone = self.call(&["secret", "rm", id])?;
+            if !gone.status.success() {
+                return Err(format!(
+                    "`{} secret rm {id}` failed: {}",
+                    self.tool(),
+                    String::from_utf8_lossy(&gone.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn remove(&self, name: &str) -> Result<(), String> {
         let out = self.call(&["rm", "-f", name])?;
         let err = String::from_utf8_lossy(&out.stderr);
@@ -257,7 +313,13 @@ pub fn rlimit_hint(text: &str) -> Option<String> {
     ))
 }
 
-pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
+/// The podman secret holding `name`'s value for this deployment.
+fn secret_id(spec: &Spec, name: &str) -> String {
+    format!("{}-{name}", spec.name())
+}
+
+/// `by_secret` (podman): secret values are referenced as podman secrets, not `-e`.
+pub fn run_args(spec: &Spec, port: u16, image: &str, by_secret: bool) -> Vec<String> {
     let mut args = vec!["run".to_string(), "-d".into()];
     if image == DEFAULT_IMAGE || image == REFERENCE_IMAGE {
         // Never a network pull for these: resolved locally (or built) beforehand.
@@ -294,9 +356,14 @@ pub fn run_args(spec: &Spec, port: u16, image: &str) -> Vec<String> {
             cpus.to_string(),
         ]);
     }
-    for name in spec.env.names() {
-        args.push("-e".into());
-        args.push(name.to_string());
+    for (name, value) in &spec.env.0 {
+        if by_secret && value.is_secret() {
+            args.push("--secret".into());
+            args.push(format!("{},type=env,target={name}", secret_id(spec, name)));
+        } else {
+            args.push("-e".into());
+            args.push(name.to_string());
+        }
     }
     args.push(image.to_string());
     args
@@ -429,7 +496,11 @@ impl Backend for Container {
             // SIGTERM first: the engine removes runtime.json and exits 0.
             let _ = self.call(&["stop", "-t", "5", &name]);
         }
-        self.remove(&name)
+        self.remove(&name)?;
+        if self.kind == Kind::Podman {
+            self.remove_secrets(spec)?;
+        }
+        Ok(())
     }
 
     /// Stopped, not removed: the tool keeps the container's log for `logs`.
@@ -494,7 +565,7 @@ mod tests {
     fn instances_size_and_socket_shape_the_run() {
         let mut spec = super::super::test_spec("demo", None).instance(2);
         spec.limits = Some((2048, 2));
-        let args = run_args(&spec, 41002, REFERENCE_IMAGE).join(" ");
+        let args = run_args(&spec, 41002, REFERENCE_IMAGE, false).join(" ");
         assert!(args.contains("--name wb-demo.2 "), "{args}");
         assert!(
             args.contains("-v /st/demo/data:/data -v /st/demo/instances/2/disco:/disco"),
@@ -508,7 +579,7 @@ mod tests {
                 "postgres://wb@/wb?host=/tmp/pg/sock",
             )),
         ));
-        let args = run_args(&spec, 41002, REFERENCE_IMAGE).join(" ");
+        let args = run_args(&spec, 41002, REFERENCE_IMAGE, false).join(" ");
         assert!(args.contains("-v /tmp/pg/sock:/tmp/pg/sock"), "{args}");
         assert!(!args.contains("postgres://"), "{args}");
     }
@@ -516,7 +587,7 @@ mod tests {
     #[test]
     fn run_args_carry_names_never_values() {
         let spec = super::super::test_spec("demo", Some("canary-42"));
-        let args = run_args(&spec, 41001, REFERENCE_IMAGE);
+        let args = run_args(&spec, 41001, REFERENCE_IMAGE, false);
         let line = args.join(" ");
         assert!(
             line.starts_with("run -d --pull never --name wb-demo "),
@@ -538,5 +609,18 @@ mod tests {
         assert_eq!(env_args.len(), spec.env.0.len());
         assert!(env_args.iter().all(|a| !a.contains('=')), "{line}");
         assert_eq!(args.last().map(String::as_str), Some(REFERENCE_IMAGE));
+    }
+
+    #[test]
+    fn podman_run_args_reference_secrets_by_name() {
+        let spec = super::super::test_spec("demo", Some("canary-42"));
+        let line = run_args(&spec, 41001, REFERENCE_IMAGE, true).join(" ");
+        assert!(
+            line.contains("--secret wb-demo-CANARY_SECRET,type=env,target=CANARY_SECRET"),
+            "{line}"
+        );
+        assert!(!line.contains("-e CANARY_SECRET"), "{line}");
+        assert!(line.contains("-e PORT"), "{line}");
+        assert!(!line.contains("canary-42"), "{line}");
     }
 }
