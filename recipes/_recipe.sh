@@ -361,6 +361,23 @@ wb_engine_value() {
   wb_die "wb_engine_value: $1 is not in the engine env"
 }
 
+# wb_engine_records: the engine env as a stream of NAME/VALUE records on
+# stdout, every field ended by a NUL byte (NAME\0VALUE\0NAME\0VALUE\0...).
+# printf is a bash builtin, so no value reaches any argv, and nothing touches
+# disk: pipe it into whatever turns records into the provider's format, e.g.
+#
+#     wb_engine_records | while IFS= read -r -d '' name &&
+#       IFS= read -r -d '' value; do ...; done
+#
+# (environment values cannot hold NUL, so the stream is unambiguous; a value
+# may hold newlines — refuse them by name where the format cannot carry them).
+wb_engine_records() {
+  local entry
+  for entry in ${WB_ENGINE_ENV[@]+"${WB_ENGINE_ENV[@]}"}; do
+    printf '%s\0%s\0' "${entry%%=*}" "${entry#*=}"
+  done
+}
+
 # wb_with_timeout SECONDS COMMAND...: run COMMAND; stop it (SIGTERM) when it
 # has not finished after SECONDS and return 124 (what coreutils timeout
 # returns), else return its exit code. Plain bash, so it works where

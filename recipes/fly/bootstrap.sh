@@ -2,6 +2,10 @@
 # wb-passthrough: FLY_API_TOKEN FLY_ACCESS_TOKEN FLY_ORG WB_FLY_CONFIG WB_FLY_DOCKERFILE
 # wb-artifacts: fly-toml
 # wb-cli: flyctl|fly
+# wb-requires: APP REGION
+# wb-supports: SCALE REGIONS SIZE AUTO_STOP STRATEGY
+# wb-readonly: fly version|fly status|fly volumes list|fly secrets list|fly logs
+# wb-readonly: flyctl version|flyctl status|flyctl volumes list|flyctl secrets list|flyctl logs
 #
 # Fly.io recipe: deploys the engine image as one Fly Machine with one volume,
 # or as WB_SCALE Machines over WB_REGION + WB_REGIONS without one.
@@ -477,51 +481,52 @@ provider_down() {
   fi
 }
 
-# _fly_state_line JSON: the `state: {json}` line (SPEC §13.1) from `fly status
-# --json` (machines.go renderMachineJSONStatus: AppCompact fields plus Machines,
-# each a fly-go Machine with "region", "instance_id" and config "image"). The
-# image is the first machine's config image: a deploy updates every machine.
-_fly_state_line() {
-  local flat=${1//$'\n'/ } image=null n=0 regions="" r
-  local re_image='"image"[[:space:]]*:[[:space:]]*"([^"]*)"(.*)'
-  local re_region='"region"[[:space:]]*:[[:space:]]*"([a-z0-9]*)"(.*)'
-  local re_inst='"instance_id"[[:space:]]*:(.*)'
-  if [[ $flat =~ $re_image ]]; then
-    image="\"${BASH_REMATCH[1]}\""
+# provider_status: flyctl's own words, then the contract's `state:` line built
+# from `fly status --json` (machines.go renderMachineJSONStatus: the AppCompact
+# fields and "Machines", each with "state", "region" and "config"."image"). An
+# absent app is exit 0 with "present": false; any other failure stops the run.
+provider_status() {
+  local json
+  wb_require WB_APP_NAME
+  _fly_app_state
+  if [[ $FLY_APP_STATE == absent ]]; then
+    wb_say "app $WB_APP_NAME does not exist on Fly"
+    printf 'state: {"present": false, "image": null, "instances": 0, "regions": []}\n'
+    return 0
   fi
-  local rest=$flat
-  while [[ $rest =~ $re_inst ]]; do
+  "$FLY" status -a "$WB_APP_NAME"
+  json=$("$FLY" status -a "$WB_APP_NAME" --json)
+  _fly_state_line "$json"
+}
+
+# _fly_state_line JSON: the `state:` line from `fly status --json`: instances
+# are the Machines in state "started"; image is the first Machine's image.
+_fly_state_line() {
+  local flat=${1//$'\n'/ } rest image=null regions='' n=0
+  local re_started='"state"[[:space:]]*:[[:space:]]*"started"(.*)'
+  local re_region='"region"[[:space:]]*:[[:space:]]*"([a-z0-9]+)"(.*)'
+  local re_image='"image"[[:space:]]*:[[:space:]]*"([^"\\]*)"'
+  rest=${flat#*\"Machines\"}
+  if [[ $rest == "$flat" ]]; then
+    wb_die "'$FLY status --json' printed no Machines; refusing to guess the app's state"
+  fi
+  local machines=$rest
+  while [[ $rest =~ $re_started ]]; do
     n=$((n + 1))
     rest=${BASH_REMATCH[1]}
   done
-  rest=$flat
+  rest=$machines
   while [[ $rest =~ $re_region ]]; do
-    r=${BASH_REMATCH[1]}
-    rest=${BASH_REMATCH[2]}
-    if [[ ",$regions," != *",\"$r\","* ]]; then
-      regions+=${regions:+,}"\"$r\""
+    if [[ " $regions " != *" \"${BASH_REMATCH[1]}\" "* ]]; then
+      regions+="${regions:+, }\"${BASH_REMATCH[1]}\""
     fi
+    rest=${BASH_REMATCH[2]}
   done
+  if [[ $machines =~ $re_image ]]; then
+    image="\"${BASH_REMATCH[1]}\""
+  fi
   printf 'state: {"present": true, "image": %s, "instances": %d, "regions": [%s]}\n' \
     "$image" "$n" "$regions"
-}
-
-# provider_status: flyctl's own words, then the `state:` line the kit reads for
-# drift. A missing app ("Could not find App") prints `"present": false` and
-# keeps flyctl's exit code.
-provider_status() {
-  local err rc=0 json
-  wb_require WB_APP_NAME
-  { err=$("$FLY" status -a "$WB_APP_NAME" 2>&1 1>&3 3>&-); } 3>&1 || rc=$?
-  if ((rc != 0)); then
-    printf '%s\n' "$err" >&2
-    if [[ $err == *'Could not find App'* ]]; then
-      printf 'state: {"present": false, "image": null, "instances": 0, "regions": []}\n'
-    fi
-    return "$rc"
-  fi
-  json=$("$FLY" status -a "$WB_APP_NAME" --json)
-  _fly_state_line "$json"
 }
 
 # provider_logs: `fly logs --no-tail` returns only after a non-empty batch of

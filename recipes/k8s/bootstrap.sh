@@ -2,7 +2,7 @@
 # wb-artifacts: k8s-manifests
 # wb-passthrough: KUBECONFIG WB_K8S_ROLLOUT_TIMEOUT
 # wb-cli: kubectl
-# wb-properties: NAMESPACE:dns-label CONTEXT DOMAIN:hostname INGRESS_CLASS
+# wb-properties: NAMESPACE:dns-label CONTEXT DOMAIN:hostname INGRESS_CLASS:hostname
 # wb-requires: APP
 # wb-supports: SCALE SIZE STRATEGY
 #

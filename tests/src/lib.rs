@@ -260,6 +260,21 @@ pub fn check_text(
     check_read(shown, stem, &read, id, env, providers)
 }
 
+/// The contract of a bundled recipe (its header), or the empty contract for a provider
+/// the tests invent.
+pub fn bundled_contract(provider: &str) -> xtask::core::contract::Contract {
+    let want = format!("{provider}/bootstrap.sh");
+    xtask::providers::resolve::BUNDLED
+        .iter()
+        .find(|(path, _)| *path == want)
+        .map(|(_, text)| {
+            xtask::providers::header::scan(text, provider)
+                .expect("a bundled recipe's header parses")
+                .contract
+        })
+        .unwrap_or_default()
+}
+
 /// [`check_text`] for what `xtask::load::read_file` returned.
 pub fn check_read(
     shown: &str,
@@ -271,7 +286,7 @@ pub fn check_read(
 ) -> (xtask::core::drawer::Drawer, xtask::core::validate::Checked) {
     let recipe_for = |p: &str| {
         if providers.contains(&p) {
-            Ok(())
+            Ok(bundled_contract(p))
         } else {
             Err(format!(
                 "no provider recipe for `{p}` — expected providers/{p}/bootstrap.sh; known providers: {} (WB_PROVIDERS_DIR, repo, or bundled)",

@@ -73,7 +73,8 @@ fn apply_converges_then_changes_nothing_then_converges_on_change() {
             "volumes create",
             "deploy",
             // After `up`: the deployed image for the release (the `state:` line, from
-            // `status` and `status --json`), read-only.
+            // the app check, `status` and `status --json`), read-only.
+            "status",
             "status",
             "status"
         ]

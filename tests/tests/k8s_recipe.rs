@@ -128,8 +128,7 @@ fn apply_creates_namespace_secret_and_objects_then_an_unchanged_reapply_mutates_
             "get",              // the namespace: absent
             "create namespace", // so it is made
             "apply",            // the Secret, on a pipe
-            "get",              // the Secret's resourceVersion: the env digest
-            "apply",            // the manifests
+            "apply",            // the manifests (the env digest is the kit's WB_ENV_DIGEST)
             "rollout status",
             "get", // the kit's read-only status probe after `up` (the release)
         ],
@@ -141,7 +140,7 @@ fn apply_creates_namespace_secret_and_objects_then_an_unchanged_reapply_mutates_
         r#"["--namespace","wb-test","apply","--server-side","--field-manager=wb-deploy","--force-conflicts","-f","-"]"#
     );
     assert_eq!(
-        argv[5],
+        argv[4],
         r#"["--namespace","wb-test","rollout","status","deployment/wb-kube","--timeout=180s"]"#
     );
     let bearer = bearer_of(&run.stderr);
@@ -159,15 +158,13 @@ fn apply_creates_namespace_secret_and_objects_then_an_unchanged_reapply_mutates_
     // The rendered objects, with the digest filled in.
     let deploy = &objs["wb-test/Deployment/wb-kube"];
     assert_eq!(deploy["spec"]["replicas"], 3);
-    let digest = &deploy["spec"]["template"]["metadata"]["annotations"]["workbooks.sh/env-digest"];
-    assert_eq!(
-        digest,
-        &Value::String(
-            secret["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap()
-                .into()
-        )
+    // The kit's WB_ENV_DIGEST (a salted SHA-256 of the engine env) replaced the token.
+    let digest = deploy["spec"]["template"]["metadata"]["annotations"]["workbooks.sh/env-digest"]
+        .as_str()
+        .unwrap();
+    assert!(
+        digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+        "{digest}"
     );
     for k in [
         "Service/wb-kube",

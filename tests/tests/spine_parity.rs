@@ -63,6 +63,7 @@ fn assert_parity(text: &str, stem: &str, vars: &[(&str, &str)], stored: &[(&str,
         artifacts: &artifacts,
         passthrough: &[],
         purge: false,
+        env_digest: "",
     };
     let caller = Vars::new([
         ("PATH".into(), "/usr/bin:/bin".into()),

@@ -89,6 +89,23 @@ pub enum Verb {
     Connect,
     Secrets(SecretsAction),
     Fmt,
+    Recipe(RecipeAction),
+}
+
+/// `recipe new NAME` / `recipe check NAME` (SPEC §15, §18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipeAction {
+    New {
+        name: String,
+        dir: Option<String>,
+        force: bool,
+    },
+    Check {
+        name: String,
+        file: Option<String>,
+        doubles: Option<String>,
+        live: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +129,9 @@ pub enum SecretsAction {
     Generate {
         name: String,
     },
+    /// `stage`: the recipe's `secrets` action — the whole engine env stored with the
+    /// provider, no restart (cloud).
+    Stage,
 }
 
 impl Verb {
@@ -272,11 +292,19 @@ pub const VERBS: &[VerbInfo] = &[
     },
     VerbInfo {
         name: "secrets",
-        summary: "the deployment's secret store: set | generate | list | unset",
-        usage: "secrets set NAME [FILE]          value on stdin (keeps it out of shell history and ps)\n  secrets set NAME=VALUE [FILE]    value inline (visible in ps: prefer stdin)\n  secrets generate NAME [FILE]     32 random bytes, hex (e.g. WB_SIGNING_KEY)\n  secrets list [FILE]              names and where each comes from (store · env · unset)\n  secrets unset NAME [FILE]",
+        summary: "the deployment's secret store: set | generate | list | unset | stage",
+        usage: "secrets set NAME [FILE]          value on stdin (keeps it out of shell history and ps)\n  secrets set NAME=VALUE [FILE]    value inline (visible in ps: prefer stdin)\n  secrets generate NAME [FILE]     32 random bytes, hex (e.g. WB_SIGNING_KEY)\n  secrets list [FILE]              names and where each comes from (store · env · unset)\n  secrets unset NAME [FILE]\n  secrets stage [FILE]             store the whole engine env with the provider (cloud; no restart)",
         flags: &[],
         example: "secrets set STRIPE_API_KEY deployments/cloud-saas.org < key.txt",
         takes_file: true,
+    },
+    VerbInfo {
+        name: "recipe",
+        summary: "write a provider recipe (new) or prove one against the contract (check)",
+        usage: "recipe new NAME [--dir DIR] [--force]\n  recipe check NAME [--file F] [--doubles DIR | --live]",
+        flags: &["--dir", "--force", "--file", "--doubles", "--live"],
+        example: "recipe check fly --doubles tests/doubles/bin",
+        takes_file: false,
     },
     VerbInfo {
         name: "fmt",
@@ -316,6 +344,7 @@ impl VerbInfo {
             Verb::Connect => "connect",
             Verb::Secrets(_) => "secrets",
             Verb::Fmt => "fmt",
+            Verb::Recipe(_) => "recipe",
         };
         VerbInfo::find(name).expect("every verb has an entry")
     }
@@ -342,7 +371,8 @@ impl VerbInfo {
             self.name,
             self.summary,
             self.usage
-                .replace("\n  secrets", &format!("\n  {program} secrets")),
+                .replace("\n  secrets", &format!("\n  {program} secrets"))
+                .replace("\n  recipe", &format!("\n  {program} recipe")),
             flags.join("\n"),
             if self.example.starts_with("curl") {
                 self.example.replace("cargo xtask deploy", program)
@@ -361,10 +391,15 @@ fn flag_help(flag: &str) -> &'static str {
         "--yes" => "confirm --purge (it cannot be undone)",
         "--json" => "one JSON object on stdout; human text stays on stderr",
         "--id" => "ID: pick one deployment among several drawers",
-        "--live" => "also ask the provider (or backend) what runs, and show drift",
+        "--live" => {
+            "plan: also ask the provider (or backend) what runs, and show drift; recipe check: run the real CLIs on PATH (a scratch account!), not doubles"
+        }
         "--lock-wait" => "SECONDS: wait this long for another run's lock (default 0: refuse)",
         "--preview" => "NAME: the preview deployment <id>-NAME with APP <app>-NAME",
         "--to" => "N: the release to roll back to (default: the previous one)",
+        "--dir" => "DIR: where `recipe new` writes NAME/bootstrap.sh (default ./recipes)",
+        "--file" => "F: the deployment `recipe check` uses (default: one it synthesizes)",
+        "--doubles" => "DIR: test doubles of the recipe's CLIs, first on PATH",
         _ => "this help",
     }
 }
@@ -506,8 +541,42 @@ struct Flags {
     lock_wait: u64,
     preview: Option<String>,
     to: Option<u32>,
+    /// `recipe`'s flags.
+    dir: Option<String>,
+    file: Option<String>,
+    doubles: Option<String>,
     /// Flags given, for checking them against the verb.
     given: Vec<&'static str>,
+}
+
+/// The switches: `--force`, `--migrate`, `--purge`, `--yes`.
+fn switch_flag(flags: &mut Flags, flag: &str) {
+    let (slot, name) = match flag {
+        "force" => (&mut flags.force, "--force"),
+        "migrate" => (&mut flags.migrate, "--migrate"),
+        "purge" => (&mut flags.purge, "--purge"),
+        _ => (&mut flags.yes, "--yes"),
+    };
+    *slot = true;
+    flags.given.push(name);
+}
+
+/// `recipe`'s flags: `--dir DIR`, `--file F`, `--doubles DIR`, `--live`.
+fn recipe_flag(parser: &mut Parser, flags: &mut Flags, flag: &str) -> Result<(), Error> {
+    if flag == "live" {
+        flags.live = true;
+        flags.given.push("--live");
+        return Ok(());
+    }
+    let value = parser.value().map_err(usage)?.string().map_err(usage)?;
+    let (slot, name) = match flag {
+        "dir" => (&mut flags.dir, "--dir"),
+        "file" => (&mut flags.file, "--file"),
+        _ => (&mut flags.doubles, "--doubles"),
+    };
+    *slot = Some(value);
+    flags.given.push(name);
+    Ok(())
 }
 
 /// The flags of a deploy invocation, and its words (verb, FILE, …) in order: read
@@ -529,25 +598,13 @@ fn read_flags(args: Vec<OsString>) -> Result<(Flags, Words), Error> {
                 }
                 flags.json = true;
             }
-            Arg::Long("force") => {
-                flags.force = true;
-                flags.given.push("--force");
+            Arg::Long(flag @ ("force" | "migrate" | "purge" | "yes")) => {
+                let flag = flag.to_string();
+                switch_flag(&mut flags, &flag);
             }
-            Arg::Long("migrate") => {
-                flags.migrate = true;
-                flags.given.push("--migrate");
-            }
-            Arg::Long("purge") => {
-                flags.purge = true;
-                flags.given.push("--purge");
-            }
-            Arg::Long("yes") => {
-                flags.yes = true;
-                flags.given.push("--yes");
-            }
-            Arg::Long("live") => {
-                flags.live = true;
-                flags.given.push("--live");
+            Arg::Long(flag @ ("dir" | "file" | "doubles" | "live")) => {
+                let flag = flag.to_string();
+                recipe_flag(&mut parser, &mut flags, &flag)?;
             }
             Arg::Long("lock-wait") => {
                 flags.lock_wait = number(&mut parser, "--lock-wait", "SECONDS")?;
@@ -690,6 +747,9 @@ pub const FLAGS: &[&str] = &[
     "--lock-wait",
     "--preview",
     "--to",
+    "--dir",
+    "--file",
+    "--doubles",
     "--help",
     "--version",
 ];
@@ -754,6 +814,7 @@ fn verb_args(
             })
         }
         "secrets" => Verb::Secrets(secrets_action(&mut rest)?),
+        "recipe" => Verb::Recipe(recipe_action(&mut rest, flags)?),
         "validate" => Verb::Validate,
         "plan" => Verb::Plan { live: flags.live },
         "apply" => Verb::Apply { force: flags.force },
@@ -802,10 +863,63 @@ fn verb_args(
     Ok((verb, rest.pop()))
 }
 
+fn recipe_action(rest: &mut Vec<String>, flags: &Flags) -> Result<RecipeAction, Error> {
+    let (action, name) = match rest.as_slice() {
+        [action, name, ..] => (action.clone(), name.clone()),
+        [action] if action == "new" || action == "check" => {
+            return Err(Error::Usage(format!("`recipe {action}` needs a NAME")));
+        }
+        _ => {
+            return Err(Error::Usage(
+                "`recipe` needs an action and a NAME: `recipe new NAME` or `recipe check NAME`"
+                    .into(),
+            ));
+        }
+    };
+    rest.drain(..2);
+    let only = |allowed: &[&str]| -> Result<(), Error> {
+        match flags
+            .given
+            .iter()
+            .find(|f| !allowed.contains(f) && **f != "--json")
+        {
+            Some(f) => Err(Error::Usage(format!("`recipe {action}` takes no `{f}`"))),
+            None => Ok(()),
+        }
+    };
+    match action.as_str() {
+        "new" => {
+            only(&["--dir", "--force"])?;
+            Ok(RecipeAction::New {
+                name,
+                dir: flags.dir.clone(),
+                force: flags.force,
+            })
+        }
+        "check" => {
+            only(&["--file", "--doubles", "--live"])?;
+            if flags.live && flags.doubles.is_some() {
+                return Err(Error::Usage(
+                    "`--doubles` and `--live` exclude each other: doubles, or the real CLIs".into(),
+                ));
+            }
+            Ok(RecipeAction::Check {
+                name,
+                file: flags.file.clone(),
+                doubles: flags.doubles.clone(),
+                live: flags.live,
+            })
+        }
+        other => Err(Error::Usage(format!(
+            "unknown recipe action `{other}` (new or check)"
+        ))),
+    }
+}
+
 fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {
     if rest.is_empty() {
         return Err(Error::Usage(
-            "`secrets` needs an action: set, generate, list or unset".into(),
+            "`secrets` needs an action: set, generate, list, unset or stage".into(),
         ));
     }
     let action = rest.remove(0);
@@ -832,12 +946,13 @@ fn secrets_action(rest: &mut Vec<String>) -> Result<SecretsAction, Error> {
         "generate" => SecretsAction::Generate { name: name()? },
         "unset" => SecretsAction::Unset { name: name()? },
         "list" => SecretsAction::List,
+        "stage" => SecretsAction::Stage,
         other => {
-            let hint = did_you_mean(other, ["set", "generate", "list", "unset"])
+            let hint = did_you_mean(other, ["set", "generate", "list", "unset", "stage"])
                 .map(|n| format!(" — did you mean `{n}`?"))
                 .unwrap_or_default();
             return Err(Error::Usage(format!(
-                "unknown secrets action `{other}`{hint} (set, generate, list or unset)"
+                "unknown secrets action `{other}`{hint} (set, generate, list, unset or stage)"
             )));
         }
     })

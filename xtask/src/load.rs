@@ -101,7 +101,7 @@ pub struct Inputs<'a> {
     pub id: Option<&'a str>,
     pub program: &'a str,
     pub deploy_env: &'a DeployEnv,
-    pub recipe_for: &'a dyn Fn(&str) -> Result<(), String>,
+    pub recipe_for: &'a dyn Fn(&str) -> Result<crate::core::contract::Contract, String>,
     pub require_secrets: bool,
 }
 
@@ -218,7 +218,7 @@ fn load_read(
     let providers_dir = edge.vars.os("WB_PROVIDERS_DIR").map(PathBuf::from);
     let spineless = |p: &str| Recipes::spineless(&edge.cwd, providers_dir.as_deref(), p);
     let recipe_for = |p: &str| match &recipes {
-        Ok(r) if r.has(p) => Ok(()),
+        Ok(r) if r.has(p) => r.header(p).map(|h| h.contract),
         Ok(r) => Err(spineless(p).unwrap_or_else(|| r.unknown(p))),
         Err(e) => Err(spineless(p).unwrap_or_else(|| e.clone())),
     };

@@ -151,12 +151,6 @@ pub const KNOWN_KEYS: &[&str] = &[
     "SIZE",
     "AUTO_STOP",
     "STRATEGY",
-    // Kubernetes provider properties (validate/provider_props.rs; contract v2 moves them
-    // to the recipe's `# wb-properties:` header).
-    "NAMESPACE",
-    "CONTEXT",
-    "DOMAIN",
-    "INGRESS_CLASS",
 ];
 
 /// A deployment the validator has accepted (or, for an invalid file, the best reading of
@@ -190,9 +184,9 @@ pub struct Deployment {
     pub strategy: Strategy,
     /// Names from `#+DEPLOY_SECRETS:`, in declaration order.
     pub secrets: Vec<String>,
-    /// Provider properties set in the drawer (`NAMESPACE`, `DOMAIN`, …), in the order
-    /// `validate::provider_props::KEYS` lists them; the recipe gets each as `WB_PROP_<KEY>`.
-    pub props: Vec<(String, String)>,
+    /// The provider properties its recipe declares (`# wb-properties:`), in the recipe's
+    /// order, each with its drawer value (empty when unset): `WB_PROP_<KEY>`.
+    pub properties: Vec<(String, String)>,
 }
 
 impl Deployment {
@@ -222,7 +216,7 @@ impl Deployment {
             auto_stop: AutoStop::Stop,
             strategy: Strategy::Rolling,
             secrets: Vec::new(),
-            props: Vec::new(),
+            properties: Vec::new(),
         }
     }
 
@@ -232,11 +226,11 @@ impl Deployment {
         self.scale == 1 && (self.storage == Storage::LocalFs || self.database == Database::Sqlite)
     }
 
-    /// A provider property's value, when the drawer sets it.
+    /// A provider property's value, when the drawer sets it (non-empty).
     pub fn prop(&self, key: &str) -> Option<&str> {
-        self.props
+        self.properties
             .iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, v)| k == key && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
 
@@ -327,7 +321,7 @@ impl Deployment {
             "STRATEGY",
             (self.strategy != Strategy::Rolling).then(|| self.strategy.as_str()),
         );
-        for (key, value) in &self.props {
+        for (key, value) in self.properties.iter().filter(|(_, v)| !v.is_empty()) {
             lines.push(format!(":{key}: {value}"));
         }
         lines.push(":END:".to_string());

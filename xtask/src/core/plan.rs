@@ -63,6 +63,11 @@ impl Intended {
         if let Some(recipe) = &self.recipe {
             f.put("recipe", recipe, salt);
         }
+        if d.place == Place::Cloud {
+            for (key, value) in &d.properties {
+                f.put(format!("property:{key}"), value, salt);
+            }
+        }
         f
     }
 }
@@ -90,6 +95,20 @@ fn shape_parts(d: &Deployment) -> Vec<(&'static str, String)> {
         out.push(("STRATEGY", d.strategy.as_str().to_string()));
     }
     out
+}
+
+/// `WB_ENV_DIGEST`: one salted digest of the whole engine env (names and values, in
+/// order), so a recipe can tell that only a secret changed without seeing any value.
+pub fn env_digest(env: &EngineEnv, salt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    for (name, value) in &env.0 {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(value.expose().as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
 }
 
 /// What was applied, as comparable parts: `image`, `env:NAME` (value hashed with a

@@ -128,12 +128,15 @@ impl<'a> Cloud<'a> {
         for (artifact, text) in &intended.artifacts {
             files.push((*artifact, temp.write(artifact.file_name(), text)?));
         }
+        let salt = state::salt(self.paths.ensure()?)?;
+        let digest = plan::env_digest(&intended.env, &salt);
         let run = RecipeRun {
             action,
             providers_dir: &self.recipes.root,
             artifacts: &files,
             passthrough: &recipe.header.passthrough,
             purge,
+            env_digest: &digest,
         };
         let env = sealed_env(self.d, &intended.env, &run, &self.edge.vars)?;
         self.report.progress(&format!(
@@ -367,8 +370,8 @@ impl<'a> Cloud<'a> {
     }
 
     /// An unchanged deployment: confirm the app still exists, as last released, with a
-    /// read-only probe. `Ok(url)` when it does; `Err(why)` when the probe failed or shows
-    /// drift (converge).
+    /// read-only probe. `Ok(url)` when it does; `Err(why)` when `status` reports it
+    /// absent or shows drift (converge); a failing `status` is an error (contract v2).
     fn unchanged(
         &self,
         recipe: &Recipe,
@@ -379,11 +382,27 @@ impl<'a> Cloud<'a> {
             return Err(self.failed(Action::Status, spawn::interrupted_code(), ""));
         }
         if probe.code != 0 {
-            self.report.info(&format!(
-                "the provider's `status` failed (exit {}) — the app may be gone; converging",
-                probe.code
+            // Contract v2 (SPEC §18): an absent app is `"present": false` with exit 0;
+            // a failing status could not tell (not logged in, network…), never "absent".
+            return Err(self.failed(
+                Action::Status,
+                probe.code,
+                &format!(
+                    " — it could not tell whether the app exists (not logged in? network?), so apply changed nothing; its stderr: {}",
+                    probe.stderr.trim_end()
+                ),
             ));
-            return Ok(Err(vec!["re-create: the provider's status failed".into()]));
+        }
+        match super::state_line::parse(&probe.stdout) {
+            Ok(Some(state)) if !state.present => {
+                self.report
+                    .info("the provider's `status` reports the app absent; converging");
+                return Ok(Err(vec![
+                    "re-create: the provider's status reports the app absent".into(),
+                ]));
+            }
+            Ok(_) => {}
+            Err(why) => self.report.warn(&why),
         }
         if let (Some(live), Some(release)) = (
             super::live::parse(&probe.stdout),
@@ -443,6 +462,19 @@ impl<'a> Cloud<'a> {
             kept: lines("kept:"),
             destroyed: lines("destroyed:"),
         })
+    }
+
+    /// `secrets stage`: the recipe's `secrets` action, under the lock.
+    pub fn stage(&self) -> Result<(), Error> {
+        let dir = self.paths.ensure()?;
+        let _lock = self.lock()?;
+        state::sweep_temp_files(dir);
+        let (recipe, intended) = self.current()?;
+        let finished = self.spawn(&recipe, &intended, Action::Secrets, Stdout::Progress)?;
+        if finished.code != 0 {
+            return Err(self.failed(Action::Secrets, finished.code, ""));
+        }
+        Ok(())
     }
 
     /// `status` and `logs`: the provider's own words, live; returned for `--json`.

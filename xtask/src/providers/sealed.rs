@@ -26,6 +26,15 @@ impl SealedEnv {
         self.0.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// Replaces (or adds) one variable: `recipe check` points PATH at its recording
+    /// wrappers and sends an action the kit's closed enum cannot.
+    pub fn set(&mut self, name: &str, value: OsString) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+    }
+
     /// A duct expression for `program args…` with exactly this environment.
     pub fn into_expression(self, program: &str, args: &[&OsStr]) -> duct::Expression {
         duct::cmd(program, args).full_env(self.0)
@@ -75,6 +84,16 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_PORT",
     "WB_REGION",
     "WB_SECRET_KEYS",
+    "WB_DEPLOYMENT_ID",
+    "WB_ENV_DIGEST",
+    "WB_SCALE",
+    "WB_REGIONS",
+    "WB_SIZE",
+    "WB_MEMORY_MB",
+    "WB_CPUS",
+    "WB_AUTO_STOP",
+    "WB_STRATEGY",
+    "WB_HEALTH_PATH",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
     "WB_SCALE",
@@ -89,7 +108,7 @@ pub const KIT_INPUTS: &[&str] = &[
 ];
 
 /// The path the platform probes for liveness (the engine's unauthenticated `/livez`).
-pub const HEALTH_PATH: &str = "/livez";
+pub const HEALTH_PATH: &str = crate::core::render::fly_toml::HEALTH_PATH;
 
 /// The shape inputs of SPEC §13.1, always set (empty when the file leaves the key
 /// unset): `WB_SCALE`, `WB_REGIONS` (space-separated), `WB_SIZE` with `WB_MEMORY_MB` and
@@ -163,6 +182,8 @@ pub struct RecipeRun<'a> {
     pub purge: bool,
     /// Names from the recipe's `# wb-passthrough:` header.
     pub passthrough: &'a [String],
+    /// `WB_ENV_DIGEST`: the engine env's salted digest ([`crate::core::plan::env_digest`]).
+    pub env_digest: &'a str,
 }
 
 /// The complete environment of a recipe run, in order — nothing else reaches the
@@ -170,8 +191,10 @@ pub struct RecipeRun<'a> {
 /// everything else comes from the deployment and its engine env.
 ///
 /// Order: PATH, HOME, WB_RECIPE_ACTION, WB_PROVIDERS_DIR, WB_IMAGE, WB_APP_NAME, WB_PORT,
-/// WB_REGION, WB_SECRET_KEYS, the shape inputs ([`shape_inputs`]), `WB_PROP_<KEY>` per
-/// provider property, the engine env (each by name, in its order), WB_ENGINE_KEYS,
+/// WB_REGION, WB_SECRET_KEYS, WB_DEPLOYMENT_ID, WB_ENV_DIGEST, the shape inputs
+/// ([`shape_inputs`]), one `WB_PROP_<KEY>` per
+/// provider property the recipe declares (empty when the drawer leaves it unset), the
+/// engine env (each by name, in its order), WB_ENGINE_KEYS,
 /// one variable per artifact the recipe asked for (`WB_FLY_TOML`), `UPDATE`, then the
 /// recipe's own passthroughs.
 /// Unset or empty caller values are left out, as are the deployment's absent optionals.
@@ -212,16 +235,18 @@ pub fn sealed_env(
         put(&mut env, "WB_REGION", region.into());
     }
     put(&mut env, "WB_SECRET_KEYS", d.secrets.join(" ").into());
+    put(&mut env, "WB_DEPLOYMENT_ID", d.id.clone().into());
+    put(&mut env, "WB_ENV_DIGEST", run.env_digest.into());
     for (name, value) in shape_inputs(d) {
         put(&mut env, name, value.into());
     }
-    // Provider properties (SPEC §13.1): `NAMESPACE` reaches the recipe as `WB_PROP_NAMESPACE`.
-    for (key, value) in &d.props {
+    for (key, value) in &d.properties {
         put(&mut env, &format!("WB_PROP_{key}"), value.into());
     }
 
     let reserved = |name: &str| {
         KIT_INPUTS.contains(&name)
+            || name.starts_with("WB_PROP_")
             || GENERIC_PASSTHROUGH.contains(&name)
             || run.passthrough.iter().any(|p| p == name)
     };

@@ -30,6 +30,7 @@ pub mod fmt;
 pub mod init;
 pub mod plan;
 pub mod previews;
+pub mod recipe;
 pub mod releases;
 pub mod rollback;
 pub mod secrets;
@@ -111,6 +112,7 @@ pub fn run(cx: &Ctx, verb: &Verb, file: Option<&std::path::Path>, id: Option<&st
         Verb::Init(args) => return init::run(cx, args, file),
         Verb::Doctor => return doctor::run(cx, file),
         Verb::Local => return apply::zero_config(cx),
+        Verb::Recipe(action) => return recipe::run(cx, action),
         _ => {}
     }
     let mut loaded = match zero_config_fallback(cx, verb, file, id)? {

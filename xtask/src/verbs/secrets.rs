@@ -55,7 +55,45 @@ pub fn run(cx: &Ctx, loaded: &Loaded, action: &SecretsAction) -> Verdict {
         SecretsAction::Generate { name } => generate(cx, loaded, &store, name),
         SecretsAction::Unset { name } => unset(cx, loaded, &store, name),
         SecretsAction::List => list(cx, loaded, &store),
+        SecretsAction::Stage => stage(cx, loaded),
     }
+}
+
+/// `secrets stage`: the recipe's `secrets` action (the app exists, the whole engine env
+/// is stored with the provider, nothing restarts); the next `apply` rolls it out.
+fn stage(cx: &Ctx, loaded: &Loaded) -> Verdict {
+    let Some(d) = loaded.deployment() else {
+        loaded.report(&cx.ui);
+        return Err(format!("{} is not a valid deployment", loaded.shown).into());
+    };
+    if d.place != crate::core::deployment::Place::Cloud {
+        return Err(
+            "`secrets stage` is for cloud deployments — a local engine reads the store at `apply`"
+                .to_string()
+                .into(),
+        );
+    }
+    if !loaded.deploy_env.has(crate::core::credentials::BEARER) {
+        return Err(format!(
+            "{} is not set — run `{} apply {}` first (it makes the bearer the engine env needs)",
+            crate::core::credentials::BEARER,
+            cx.edge.program,
+            loaded.shown
+        )
+        .into());
+    }
+    let paths = super::paths(loaded, d);
+    let recipes = loaded.recipes.clone()?;
+    let cloud = super::cloud(cx, loaded, d, &paths, &recipes);
+    cloud.stage()?;
+    cx.ui.say(&cx.ui.green(&format!(
+        "staged — the {} recipe stored the engine env for {}; the next `apply` rolls it out",
+        d.provider, d.id
+    )));
+    Ok(Outcome::ok(serde_json::json!({
+        "id": d.id,
+        "provider": d.provider,
+    })))
 }
 
 fn needs(loaded: &Loaded) -> Needs {

@@ -5,7 +5,6 @@
 
 mod combinations;
 mod enums;
-pub mod provider_props;
 mod requirements;
 mod structure;
 
@@ -13,6 +12,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::core::contract::Contract;
 use crate::core::deployment::{self, Deployment, KNOWN_KEYS};
 use crate::core::diagnostic::Diagnostic;
 use crate::core::drawer::{Drawer, Property};
@@ -34,9 +34,10 @@ pub struct Context<'a> {
     /// How the kit is invoked, for hints that name a command (`cargo xtask deploy`).
     pub program: &'a str,
     pub deploy_env: &'a DeployEnv,
-    /// Whether a recipe exists for a provider name (already checked to be a plain name):
-    /// `Err` says why not (where it was expected, which providers exist).
-    pub recipe_for: &'a dyn Fn(&str) -> Result<(), String>,
+    /// The contract of a provider's recipe (already checked to be a plain name): `Err`
+    /// says why there is none (where it was expected, which providers exist, or why its
+    /// header is unusable).
+    pub recipe_for: &'a dyn Fn(&str) -> Result<Contract, String>,
     /// Whether values the deploy env must hold (credentials, declared secrets) are
     /// required. `validate`, `plan` and `apply` require them; `down`, `status`, `logs`,
     /// `url`, `verify` and `secrets` do not — an unset secret must never block a teardown.
@@ -151,19 +152,14 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
     let axes = enums::check(&view, &mut p);
     combinations::check(&view, &axes, &mut p);
     let settled = requirements::check(&view, &axes, cx, &mut p);
-    provider_props::check(&view, &settled.provider, &mut p);
-    warn_unknown_keys(drawer, &mut p);
+    warn_unknown_keys(drawer, settled.contract.as_ref(), &mut p);
 
     p.errors.sort_by_key(|(stage, d)| (*stage, d.line));
     let mut diagnostics: Vec<Diagnostic> = p.errors.into_iter().map(|(_, d)| d).collect();
     let valid = diagnostics.is_empty();
     diagnostics.extend(p.warnings);
     let diagnostics = crate::core::diagnostic::cap_repeated(diagnostics);
-    let props = provider_props::values(&view);
-    let deployment = valid.then(|| Deployment {
-        props,
-        ..build(drawer, &axes, settled, cx)
-    });
+    let deployment = valid.then(|| build(drawer, &axes, settled, cx));
     Checked {
         deployment,
         diagnostics,
@@ -171,10 +167,11 @@ pub fn check(drawer: &Drawer, cx: &Context) -> Checked {
 }
 
 /// Unknown keys: warned, with a did-you-mean, never silently dropped.
-fn warn_unknown_keys(drawer: &Drawer, p: &mut Problems) {
+fn warn_unknown_keys(drawer: &Drawer, contract: Option<&Contract>, p: &mut Problems) {
     let mut unknown = 0;
     for prop in &drawer.properties {
-        if KNOWN_KEYS.contains(&prop.key.as_str()) || is_credential_key(&prop.key) {
+        let provider_key = contract.is_some_and(|c| c.property(&prop.key).is_some());
+        if KNOWN_KEYS.contains(&prop.key.as_str()) || is_credential_key(&prop.key) || provider_key {
             continue;
         }
         unknown += 1;
@@ -232,6 +229,11 @@ fn build(
         auto_stop: axes.auto_stop_d(),
         strategy: axes.strategy_d(),
         secrets: drawer.secrets.iter().map(|s| s.name.clone()).collect(),
-        props: Vec::new(),
+        properties: settled
+            .contract
+            .iter()
+            .flat_map(|c| &c.properties)
+            .map(|(key, _)| (key.clone(), value(key).unwrap_or_default()))
+            .collect(),
     }
 }

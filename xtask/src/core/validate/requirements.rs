@@ -5,6 +5,7 @@
 
 use super::enums::Axes;
 use super::{Context, PLACEHOLDER, Problems, Stage, URL_WITH_PASSWORD, View, shown};
+use crate::core::contract::{Contract, SUPPORTABLE};
 use crate::core::credentials::{Needs, Want, is_credential_key};
 use crate::core::deployment::{self, Auth, Place, Storage};
 use crate::core::diagnostic::Diagnostic;
@@ -14,6 +15,8 @@ use crate::core::names;
 pub(super) struct Settled {
     pub provider: String,
     pub port: Option<u16>,
+    /// The provider recipe's contract, for a cloud deployment whose recipe was found.
+    pub contract: Option<Contract>,
 }
 
 pub(super) fn check(view: &View, axes: &Axes, cx: &Context, p: &mut Problems) -> Settled {
@@ -27,21 +30,88 @@ pub(super) fn check(view: &View, axes: &Axes, cx: &Context, p: &mut Problems) ->
         );
     }
     let provider_ok = names_are_legal(view, cx, p);
-    let provider = provider(view, cloud && provider_ok, cx, p);
+    let (provider, contract) = provider(view, cloud && provider_ok, cx, p);
+    if let Some(contract) = &contract {
+        provider_contract(view, &provider, contract, p);
+    }
     secrets(view, cx, p);
     foreign_credentials(view, cx, p);
     no_credentials_in_the_file(view, cx, p);
     urls_and_image(view, p);
     let port = port(view, p);
-    // Kubernetes has no region: the kube context decides (provider_props warns when set).
-    if cloud && !view.has("REGION") && provider != super::provider_props::PROVIDER {
-        p.require(
-            view.line_of("ENGINE_PLACE"),
-            "ENGINE_PLACE: cloud needs REGION — the provider region to run in (e.g. `iad`)",
-        );
-    }
     placeholders(view, p);
-    Settled { provider, port }
+    Settled {
+        provider,
+        port,
+        contract,
+    }
+}
+
+/// What the provider's recipe declares (SPEC §18, contract v2): its required keys are
+/// set, its properties hold values of their types, and no optional kit key it does not
+/// support has a non-default value.
+fn provider_contract(view: &View, provider: &str, contract: &Contract, p: &mut Problems) {
+    if let Some(prop) = view.drawer.get("REGION")
+        && !contract.requires("REGION")
+    {
+        p.warnings.push(Diagnostic::warning(
+            prop.line,
+            format!(
+                "REGION means nothing to the `{provider}` recipe (its header does not require it) — it is ignored"
+            ),
+        ));
+    }
+    for key in &contract.requires {
+        if view.has(key) || key == "APP" {
+            continue;
+        }
+        let message = if key == "REGION" {
+            "ENGINE_PLACE: cloud needs REGION — the provider region to run in (e.g. `iad`)"
+                .to_string()
+        } else {
+            format!(
+                "PROVIDER: {provider} needs {key} — its recipe requires it (`# wb-requires:`); set `:{key}:` in the drawer"
+            )
+        };
+        p.require(view.line_of("ENGINE_PLACE"), message);
+    }
+    for (key, ty) in &contract.properties {
+        if let Some(prop) = view.usable(key)
+            && !ty.accepts(&prop.value)
+        {
+            let hint = if ty.name() == "hostname"
+                && (prop.value.contains("://") || prop.value.contains('/'))
+            {
+                " (drop the scheme and path, e.g. `wb.example.com`)"
+            } else {
+                ""
+            };
+            p.require(
+                Some(prop.line),
+                format!(
+                    "{key} `{}` is not {}{hint} — a `{provider}` provider property of type {}",
+                    shown(&prop.value),
+                    ty.describe(),
+                    ty.name()
+                ),
+            );
+        }
+    }
+    for (key, default) in SUPPORTABLE {
+        if let Some(prop) = view.usable(key)
+            && Some(prop.value.as_str()) != *default
+            && !contract.supports(key)
+        {
+            p.require(
+                Some(prop.line),
+                format!(
+                    "{key}: {} — the `{provider}` recipe does not support {key} (its `# wb-supports:` line does not name it); remove the line{}",
+                    shown(&prop.value),
+                    default.map(|d| format!(" or set {key}: {d}")).unwrap_or_default()
+                ),
+            );
+        }
+    }
 }
 
 /// Credentials the axes need must be in the deploy env (never in the file).
@@ -138,20 +208,29 @@ fn names_are_legal(view: &View, cx: &Context, p: &mut Problems) -> bool {
     provider_ok
 }
 
-/// The provider (default `fly`); a cloud deployment needs its recipe.
-fn provider(view: &View, judge: bool, cx: &Context, p: &mut Problems) -> String {
+/// The provider (default `fly`); a cloud deployment needs its recipe, whose contract
+/// comes back.
+fn provider(
+    view: &View,
+    judge: bool,
+    cx: &Context,
+    p: &mut Problems,
+) -> (String, Option<Contract>) {
     let provider = view
         .usable("PROVIDER")
         .map(|prop| prop.value.clone())
         .unwrap_or_else(|| deployment::DEFAULT_PROVIDER.into());
     let usable = !view.has("PROVIDER") || view.usable("PROVIDER").is_some();
-    if judge
-        && usable
-        && let Err(why) = (cx.recipe_for)(&provider)
-    {
-        p.require(view.line_of("PROVIDER"), why);
+    if !(judge && usable) {
+        return (provider, None);
     }
-    provider
+    match (cx.recipe_for)(&provider) {
+        Ok(contract) => (provider, Some(contract)),
+        Err(why) => {
+            p.require(view.line_of("PROVIDER"), why);
+            (provider, None)
+        }
+    }
 }
 
 /// Each declared secret has a value and does not shadow a name the kit sets.
