@@ -31,6 +31,14 @@
 # the recipe cannot deliver exactly. Without it, every value must fit
 # wb_engine_dotenv.
 #
+# The shape of the deployment (SPEC §13.1) arrives in eight inputs that are
+# always set, empty when the file leaves the key unset: WB_SCALE, WB_REGIONS
+# (space-separated), WB_SIZE with WB_MEMORY_MB and WB_CPUS (all empty: the
+# provider's default size), WB_AUTO_STOP, WB_STRATEGY and WB_HEALTH_PATH
+# (/livez, the engine's unauthenticated liveness path).
+# wb_recipe_run gives any that is unset (a recipe run by hand) its default:
+# WB_SCALE=1, WB_HEALTH_PATH=/livez, the rest empty.
+#
 # Every hook must be idempotent: `up` run twice in a row must succeed and
 # create nothing the second time. A hook fails by exiting non-zero (set -e is
 # on); never hide a failure with `|| true`, and never decide "absent" from an
@@ -48,6 +56,10 @@ set -euo pipefail
 if ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))); then
   shopt -s inherit_errexit
 fi
+
+# The shape inputs (see above), always set by the kit.
+WB_SHAPE_INPUTS="WB_SCALE WB_REGIONS WB_SIZE WB_MEMORY_MB WB_CPUS WB_AUTO_STOP \
+WB_STRATEGY WB_HEALTH_PATH"
 
 # The six actions wb_recipe_run accepts, for messages.
 WB_RECIPE_ACTIONS="up secrets down status logs url"
@@ -419,6 +431,21 @@ _wb_print_url() {
   printf 'url: %s\n' "$url"
 }
 
+# _wb_shape_defaults: every name of WB_SHAPE_INPUTS set (the kit always sets
+# them; a recipe run by hand gets the defaults).
+_wb_shape_defaults() {
+  local name
+  for name in $WB_SHAPE_INPUTS; do
+    if [[ -z ${!name+set} ]]; then
+      case $name in
+        WB_SCALE) printf -v "$name" '%s' 1 ;;
+        WB_HEALTH_PATH) printf -v "$name" '%s' /livez ;;
+        *) printf -v "$name" '%s' '' ;;
+      esac
+    fi
+  done
+}
+
 # wb_recipe_run: dispatch WB_RECIPE_ACTION to the hooks.
 wb_recipe_run() {
   if [[ -z ${WB_RECIPE_PLACE:-} ]]; then
@@ -426,6 +453,7 @@ wb_recipe_run() {
   fi
   _WB_STEP=
   trap _wb_on_exit EXIT
+  _wb_shape_defaults
 
   case ${WB_RECIPE_ACTION:-} in
     up)

@@ -7,7 +7,8 @@
 # wb-readonly: fly version|fly status|fly volumes list|fly secrets list|fly logs
 # wb-readonly: flyctl version|flyctl status|flyctl volumes list|flyctl secrets list|flyctl logs
 #
-# Fly.io recipe: deploys the engine image as one Fly Machine with one volume.
+# Fly.io recipe: deploys the engine image as one Fly Machine with one volume,
+# or as WB_SCALE Machines over WB_REGION + WB_REGIONS without one.
 #
 # Fly is a preference, not a privileged target: this file uses exactly the
 # contract every recipe gets (see ../_recipe.sh and ../README.md) and nothing
@@ -348,6 +349,87 @@ provider_deploy_image() {
     args+=(--update-only)
   fi
   "$FLY" "${args[@]}"
+  _fly_scale "$config"
+}
+
+# _fly_machine_regions JSON: from `fly status --json` (status/machines.go
+# renderMachineJSONStatus: the app's fields, then "Machines", each a fly-go
+# machine_types.go Machine with its "region"), print one region per machine.
+_fly_machine_regions() {
+  local flat=${1//$'\n'/ }
+  local re='"region"[[:space:]]*:[[:space:]]*"([a-z0-9]+)"(.*)$'
+  if [[ $flat != *'"Machines"'* ]]; then
+    wb_die "'$FLY status --json' printed no \"Machines\"; refusing to guess how many run"
+  fi
+  flat=${flat#*\"Machines\"}
+  while [[ $flat =~ $re ]]; do
+    printf '%s\n' "${BASH_REMATCH[1]}"
+    flat=${BASH_REMATCH[2]}
+  done
+}
+
+# _fly_scale CONFIG: after the deploy, WB_SCALE machines over WB_REGION +
+# WB_REGIONS, and none in a region the file no longer names. A deployment with
+# a volume ([mounts] in CONFIG) is one machine by construction (the kit refuses
+# SCALE > 1 with one), so it is left alone. Nothing is called when the app
+# already has that shape, so a converged app sees no mutating call.
+#
+# `fly scale count N --region R1,R2 --max-per-region M` (scale/count.go
+# newScaleCount; -r/--region is "Comma separated list of regions to act on")
+# converges only the machines of the listed regions to N in total, at most M in
+# each (count_machines.go convergeGroupCounts; ErrMaxPerRegion when R*M < N):
+# M = ceil(N/R) spreads them evenly, the primary region first. Machines in other
+# regions are not counted, so a dropped region gets its own
+# `fly scale count 0 --region DROPPED`, after the new machines run.
+_fly_scale() {
+  local config=$1 json region r n total=0 over=no max n_regions
+  local -a wanted=() have=() dropped=()
+  if grep -q '^\[mounts\]' "$config"; then
+    return 0
+  fi
+  _fly_require_region
+  for region in $WB_REGION ${WB_REGIONS:-}; do
+    if [[ " ${wanted[*]+${wanted[*]}} " != *" $region "* ]]; then
+      wanted+=("$region")
+    fi
+  done
+  n_regions=${#wanted[@]}
+  max=$(((WB_SCALE + n_regions - 1) / n_regions))
+  json=$("$FLY" status -a "$WB_APP_NAME" --json)
+  while IFS= read -r region; do
+    if [[ -n $region ]]; then
+      have+=("$region")
+    fi
+  done < <(_fly_machine_regions "$json")
+  for region in ${have[@]+"${have[@]}"}; do
+    if [[ " ${wanted[*]} " == *" $region "* ]]; then
+      total=$((total + 1))
+    elif [[ " ${dropped[*]+${dropped[*]}} " != *" $region "* ]]; then
+      dropped+=("$region")
+    fi
+  done
+  for region in "${wanted[@]}"; do
+    n=0
+    for r in ${have[@]+"${have[@]}"}; do
+      if [[ $r == "$region" ]]; then
+        n=$((n + 1))
+      fi
+    done
+    if ((n > max)); then
+      over=yes
+    fi
+  done
+  if ((total != WB_SCALE)) || [[ $over == yes ]]; then
+    wb_say "scaling to $WB_SCALE machines over ${wanted[*]} (at most $max per region)"
+    local IFS=,
+    "$FLY" scale count "$WB_SCALE" -a "$WB_APP_NAME" --region "${wanted[*]}" \
+      --max-per-region "$max" --yes
+  fi
+  if ((${#dropped[@]} > 0)); then
+    local IFS=,
+    wb_say "no machines in ${dropped[*]}: the file no longer names those regions"
+    "$FLY" scale count 0 -a "$WB_APP_NAME" --region "${dropped[*]}" --yes
+  fi
 }
 
 provider_public_url() {

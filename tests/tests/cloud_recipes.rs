@@ -247,6 +247,14 @@ fn nothing_outside_the_allowlist_reaches_a_recipe() {
         "WB_HEALTH_PATH",
         "WB_ENGINE_KEYS",
         "WB_FLY_TOML",
+        "WB_SCALE",
+        "WB_REGIONS",
+        "WB_SIZE",
+        "WB_MEMORY_MB",
+        "WB_CPUS",
+        "WB_AUTO_STOP",
+        "WB_STRATEGY",
+        "WB_HEALTH_PATH",
         "UPDATE",
         "DUMP_TOKEN",
         // bash's own
@@ -286,6 +294,19 @@ fn nothing_outside_the_allowlist_reaches_a_recipe() {
     assert_eq!(get("UPDATE").unwrap(), "1");
     assert_eq!(get("WB_SECRET_KEYS").unwrap(), "MY_SECRET");
     assert_eq!(get("WB_APP_NAME").unwrap(), "wb-dump");
+    // The shape inputs (SPEC §13.1) are always set, empty when the file leaves them unset.
+    for (name, value) in [
+        ("WB_SCALE", "1"),
+        ("WB_REGIONS", ""),
+        ("WB_SIZE", ""),
+        ("WB_MEMORY_MB", ""),
+        ("WB_CPUS", ""),
+        ("WB_AUTO_STOP", "stop"),
+        ("WB_STRATEGY", "rolling"),
+        ("WB_HEALTH_PATH", "/livez"),
+    ] {
+        assert_eq!(get(name).as_deref(), Some(value), "{name}");
+    }
     assert_eq!(
         get("WB_PROVIDERS_DIR").unwrap(),
         sb.path().join("providers").display().to_string()

@@ -54,6 +54,9 @@ impl Intended {
         for (name, value) in &self.env.0 {
             f.put(format!("env:{name}"), value.expose(), salt);
         }
+        for (key, value) in shape_parts(d) {
+            f.put(key, &value, salt);
+        }
         for (artifact, text) in &self.artifacts {
             f.put(artifact.file_name(), text, salt);
         }
@@ -64,23 +67,34 @@ impl Intended {
             for (key, value) in &d.properties {
                 f.put(format!("property:{key}"), value, salt);
             }
-            // The §12 shape reaches every recipe (WB_SCALE, WB_SIZE, …), so it is part of
-            // what was applied — as one part, present only when not all defaults (records
-            // made before it existed stay comparable).
-            let shape = format!(
-                "scale={} regions={} size={} auto_stop={} strategy={}",
-                d.scale,
-                d.regions.join(","),
-                d.size.map(|s| s.as_str()).unwrap_or(""),
-                d.auto_stop.as_str(),
-                d.strategy.as_str()
-            );
-            if shape != "scale=1 regions= size= auto_stop=stop strategy=rolling" {
-                f.put("shape", &shape, salt);
-            }
         }
         f
     }
+}
+
+/// The shape keys (SPEC §12) that differ from their defaults, as fingerprint parts named
+/// by their keys: they shape the platform, not the engine env, so a change to one is a
+/// change of its own (`SCALE changed`). A default leaves no part, so a deployment that
+/// never set them compares as it did before they existed.
+fn shape_parts(d: &Deployment) -> Vec<(&'static str, String)> {
+    use crate::core::deployment::{AutoStop, Strategy};
+    let mut out = Vec::new();
+    if d.scale != 1 {
+        out.push(("SCALE", d.scale.to_string()));
+    }
+    if !d.regions.is_empty() {
+        out.push(("REGIONS", d.regions.join(" ")));
+    }
+    if let Some(size) = d.size {
+        out.push(("SIZE", size.as_str().to_string()));
+    }
+    if d.auto_stop != AutoStop::Stop {
+        out.push(("AUTO_STOP", d.auto_stop.as_str().to_string()));
+    }
+    if d.strategy != Strategy::Rolling {
+        out.push(("STRATEGY", d.strategy.as_str().to_string()));
+    }
+    out
 }
 
 /// `WB_ENV_DIGEST`: one salted digest of the whole engine env (names and values, in

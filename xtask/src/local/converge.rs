@@ -58,6 +58,9 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     // A SIGINT/SIGTERM from here on is noticed: a half-started engine is stopped and
     // the interruption reported (exit 130/143, one JSON error object).
     spawn::catch_signals();
+    if local.d.scale > 1 {
+        return super::scale::apply(local, force);
+    }
     let spec = local.spec();
     let fail = |e: String| local.fail(&spec, None, e);
     for sub in [&spec.dir, &spec.data, &spec.disco] {
@@ -65,6 +68,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
     }
     let _lock = local.lock(&spec).map_err(fail)?;
     state::sweep_temp_files(&spec.dir);
+    super::scale::retire(local, &spec, 1).map_err(fail)?;
     let (mut candidates, forced) = registry::candidates(local.edge, &[]).map_err(fail)?;
     let live = settle_previous(local, &spec).map_err(fail)?;
     // A running engine keeps its backend unless the user forces another: re-applying
@@ -252,7 +256,7 @@ fn keep(
 
 /// What the backend resolved (backend, image id, engine binary), hashed with the salt,
 /// and the same parts unhashed (image IDs and paths: what a release records).
-fn resolved(
+pub(super) fn resolved(
     local: &Local,
     backend: &mut dyn Backend,
     spec: &Spec,
@@ -271,7 +275,7 @@ fn resolved(
 /// What a release records as the image's identity: a container backend's image ID; the
 /// process backend's engine binary as `<path> sha256:<hex>` (rollback refuses when the
 /// binary's digest changed).
-fn image_id(kind: Kind, raw: &[(String, String)]) -> Option<String> {
+pub(super) fn image_id(kind: Kind, raw: &[(String, String)]) -> Option<String> {
     let value = |name: &str| raw.iter().find(|(p, _)| p == name).map(|(_, v)| v.as_str());
     if kind == Kind::Process {
         let part = value("local:engine")?;
@@ -293,7 +297,7 @@ pub fn file_sha256(path: &std::path::Path) -> Option<String> {
     Some(format!("sha256:{}", plan::hex(&Sha256::digest(&bytes))))
 }
 
-fn current_health(spec: &Spec, prev: &Instance) -> Result<(), String> {
+pub(super) fn current_health(spec: &Spec, prev: &Instance) -> Result<(), String> {
     read_runtime(&spec.discovery())
         .ok_or_else(|| "no discovery file".to_string())
         .and_then(|rt| {
@@ -326,7 +330,7 @@ fn replace_reason(
     }
 }
 
-fn read_port(spec: &Spec) -> Option<u16> {
+pub(super) fn read_port(spec: &Spec) -> Option<u16> {
     std::fs::read_to_string(spec.dir.join("port"))
         .ok()?
         .trim()
@@ -365,7 +369,7 @@ fn clean_orphan_files(local: &Local, spec: &Spec) {
 
 /// Starts the engine on a free loopback port and waits until it is healthy; a port
 /// lost to a race is retried on another (three tries).
-fn bring_up(
+pub(super) fn bring_up(
     local: &Local,
     backend: &mut dyn Backend,
     spec: &Spec,

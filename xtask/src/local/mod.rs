@@ -13,6 +13,7 @@ mod converge;
 pub mod health;
 pub mod http;
 pub mod rollback;
+pub mod scale;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,6 +79,8 @@ pub struct Status {
     pub at: Where,
     pub inst: Option<Instance>,
     pub state: State,
+    /// `SCALE` > 1: every instance (the fields above are instance 1's); else empty.
+    pub instances: Vec<scale::Member>,
 }
 
 impl State {
@@ -112,13 +115,26 @@ pub fn describe(inst: &Instance, pid: Option<u32>) -> String {
 
 impl<'a> Local<'a> {
     pub fn spec(&self) -> Spec {
-        Spec::at(
+        let mut spec = Spec::at(
             &self.paths.dir,
             &self.d.id,
             engine_env(self.d, self.deploy_env),
             self.d.port,
             &self.d.image,
-        )
+        );
+        spec.limits = self.d.size.map(|s| (s.memory_mb(), s.cpus()));
+        spec
+    }
+
+    /// The spec the single-instance looks (`status`, `url`, `logs`) use: instance 1 of a
+    /// scaled deployment, else the deployment's own.
+    fn primary(&self) -> Spec {
+        let top = self.spec();
+        if self.d.scale > 1 {
+            top.instance(1)
+        } else {
+            top
+        }
     }
 
     fn at(&self, spec: &Spec, inst: Option<&Instance>) -> Where {
@@ -176,6 +192,16 @@ impl<'a> Local<'a> {
                 .map_err(|e| self.fail(&spec, Some(inst), e))?;
         }
         converge::clear_instance(&spec);
+        for n in scale::indices(&spec.dir) {
+            let one = spec.instance(n);
+            if let Some(inst) = Instance::load(&one) {
+                let b = registry::for_kind(inst.backend, self.edge);
+                was_running |= matches!(b.status(&one, &inst), Presence::Running { .. });
+                b.down(&one, &inst)
+                    .map_err(|e| self.fail(&one, Some(&inst), e))?;
+            }
+            converge::clear_instance(&one);
+        }
         if state::last_applied(&spec.dir).is_some() {
             state::stopped::mark(&spec.dir);
         }
@@ -196,7 +222,7 @@ impl<'a> Local<'a> {
     }
 
     pub fn status(&self) -> Status {
-        let spec = self.spec();
+        let spec = self.primary();
         let inst = Instance::load(&spec);
         let state = match &inst {
             None => State::Down,
@@ -206,16 +232,22 @@ impl<'a> Local<'a> {
                 Presence::Absent => State::Gone,
             },
         };
+        let instances = if self.d.scale > 1 {
+            scale::members(self, &self.spec())
+        } else {
+            Vec::new()
+        };
         Status {
             at: self.at(&spec, inst.as_ref()),
             inst,
             state,
+            instances,
         }
     }
 
     /// The running instance, or why there is none.
     pub fn running(&self) -> Result<(Where, Instance, Option<u32>), Failed> {
-        let spec = self.spec();
+        let spec = self.primary();
         let not = |why: String| {
             self.fail(
                 &spec,
@@ -235,7 +267,7 @@ impl<'a> Local<'a> {
     /// The engine's log: the log file (process, krunvm), the container's log (docker,
     /// podman).
     pub fn logs(&self) -> Result<(Where, String), Failed> {
-        let spec = self.spec();
+        let spec = self.primary();
         let inst = Instance::load(&spec);
         let text = match &inst {
             Some(inst) => registry::for_kind(inst.backend, self.edge).logs(&spec, inst, None),
@@ -249,8 +281,28 @@ impl<'a> Local<'a> {
         Ok((self.at(&spec, inst.as_ref()), text))
     }
 
+    /// Checks every instance (SCALE > 1: each of them, the first failure wins); the
+    /// URL is instance 1's.
     pub fn verify(&self) -> Result<(Where, String), Failed> {
-        let spec = self.spec();
+        if self.d.scale <= 1 {
+            return self.verify_one(self.spec());
+        }
+        let top = self.spec();
+        let mut first = None;
+        for n in 1..=self.d.scale {
+            let ok = self.verify_one(top.instance(n)).map_err(|mut f| {
+                f.error = match f.error {
+                    Error::Failed(m) => Error::Failed(format!("instance {n}: {m}")),
+                    other => other,
+                };
+                f
+            })?;
+            first.get_or_insert(ok);
+        }
+        Ok(first.expect("SCALE > 1 has an instance 1"))
+    }
+
+    fn verify_one(&self, spec: Spec) -> Result<(Where, String), Failed> {
         let Some(inst) = Instance::load(&spec) else {
             let mut message = format!(
                 "nothing is running for `{}` — `{} apply` starts it",

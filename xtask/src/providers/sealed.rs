@@ -96,8 +96,47 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_HEALTH_PATH",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
+    "WB_SCALE",
+    "WB_REGIONS",
+    "WB_SIZE",
+    "WB_MEMORY_MB",
+    "WB_CPUS",
+    "WB_AUTO_STOP",
+    "WB_STRATEGY",
+    "WB_HEALTH_PATH",
     "UPDATE",
 ];
+
+/// The path the platform probes for liveness (the engine's unauthenticated `/livez`).
+pub const HEALTH_PATH: &str = crate::core::render::fly_toml::HEALTH_PATH;
+
+/// The shape inputs of SPEC §13.1, always set (empty when the file leaves the key
+/// unset): `WB_SCALE`, `WB_REGIONS` (space-separated), `WB_SIZE` with `WB_MEMORY_MB` and
+/// `WB_CPUS` (empty for the provider's default), `WB_AUTO_STOP`, `WB_STRATEGY`,
+/// `WB_HEALTH_PATH`.
+pub fn shape_inputs(d: &Deployment) -> [(&'static str, String); 8] {
+    use crate::core::deployment::Axis;
+    let size = d.size;
+    [
+        ("WB_SCALE", d.scale.to_string()),
+        ("WB_REGIONS", d.regions.join(" ")),
+        (
+            "WB_SIZE",
+            size.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        ),
+        (
+            "WB_MEMORY_MB",
+            size.map(|s| s.memory_mb().to_string()).unwrap_or_default(),
+        ),
+        (
+            "WB_CPUS",
+            size.map(|s| s.cpus().to_string()).unwrap_or_default(),
+        ),
+        ("WB_AUTO_STOP", d.auto_stop.as_str().to_string()),
+        ("WB_STRATEGY", d.strategy.as_str().to_string()),
+        ("WB_HEALTH_PATH", HEALTH_PATH.to_string()),
+    ]
+}
 
 /// Generic passthroughs every recipe gets when the caller sets them: `UPDATE`
 /// (re-apply, never create).
@@ -145,36 +184,6 @@ pub struct RecipeRun<'a> {
     pub passthrough: &'a [String],
     /// `WB_ENV_DIGEST`: the engine env's salted digest ([`crate::core::plan::env_digest`]).
     pub env_digest: &'a str,
-}
-
-/// The §12 shape of the deployment, always set (SPEC §18): `WB_SCALE` (1 by default),
-/// `WB_REGIONS` (space-separated), `WB_SIZE` with `WB_MEMORY_MB`/`WB_CPUS` (empty for the
-/// provider's default size), `WB_AUTO_STOP`, `WB_STRATEGY`, `WB_HEALTH_PATH`.
-fn shape_inputs(d: &Deployment) -> [(&'static str, String); 8] {
-    use crate::core::deployment::Axis;
-    let size = d.size;
-    [
-        ("WB_SCALE", d.scale.to_string()),
-        ("WB_REGIONS", d.regions.join(" ")),
-        (
-            "WB_SIZE",
-            size.map(|s| s.as_str().to_string()).unwrap_or_default(),
-        ),
-        (
-            "WB_MEMORY_MB",
-            size.map(|s| s.memory_mb().to_string()).unwrap_or_default(),
-        ),
-        (
-            "WB_CPUS",
-            size.map(|s| s.cpus().to_string()).unwrap_or_default(),
-        ),
-        ("WB_AUTO_STOP", d.auto_stop.as_str().to_string()),
-        ("WB_STRATEGY", d.strategy.as_str().to_string()),
-        (
-            "WB_HEALTH_PATH",
-            crate::core::render::fly_toml::HEALTH_PATH.to_string(),
-        ),
-    ]
 }
 
 /// The complete environment of a recipe run, in order — nothing else reaches the
@@ -283,4 +292,38 @@ pub fn sealed_env(
         }
     }
     Ok(SealedEnv(env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::deployment::{AutoStop, Place, Size, Strategy};
+
+    #[test]
+    fn shape_inputs_carry_the_scaled_shape() {
+        let mut d = Deployment::new("s", Place::Cloud);
+        d.scale = 3;
+        d.regions = vec!["ams".into(), "sin".into()];
+        d.size = Some(Size::T3);
+        d.auto_stop = AutoStop::Off;
+        d.strategy = Strategy::Canary;
+        let got: Vec<(&str, String)> = shape_inputs(&d).into_iter().collect();
+        let want: Vec<(&str, String)> = [
+            ("WB_SCALE", "3"),
+            ("WB_REGIONS", "ams sin"),
+            ("WB_SIZE", "t3"),
+            ("WB_MEMORY_MB", "2048"),
+            ("WB_CPUS", "2"),
+            ("WB_AUTO_STOP", "off"),
+            ("WB_STRATEGY", "canary"),
+            ("WB_HEALTH_PATH", "/livez"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n, v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        for (name, _) in &got {
+            assert!(KIT_INPUTS.contains(name), "{name} is a kit input");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `status`, `logs`, `url`: read-only looks at a deployment.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{Ctx, Outcome, Verdict, cloud, local, local_fields, paths};
 use crate::core::deployment::{Deployment, Place};
@@ -82,7 +82,32 @@ pub fn status(cx: &Ctx, loaded: &Loaded, d: &Deployment) -> Verdict {
             s.at.data.display()
         )),
     }
+    if !s.instances.is_empty() {
+        scaled_status(cx, &s.instances, &mut f);
+    }
     Ok(Outcome { code: 0, fields: f })
+}
+
+/// `SCALE` > 1: one line per instance, and `instances: [{index, url, pid, discovery,
+/// healthy}]` (SPEC §18 "Local SCALE"); the top-level fields are instance 1's.
+fn scaled_status(cx: &Ctx, members: &[crate::local::scale::Member], f: &mut Map<String, Value>) {
+    let mut list = Vec::new();
+    for m in members {
+        let state = match (&m.url, m.pid, m.healthy) {
+            (Some(url), _, true) => format!("healthy — {url}"),
+            (Some(url), Some(_), false) => format!("running, not healthy — {url}"),
+            _ => "down — `apply` starts it".to_string(),
+        };
+        cx.ui.say(&format!("  instance {}: {state}", m.index));
+        list.push(json!({
+            "index": m.index,
+            "url": m.url,
+            "pid": m.pid,
+            "discovery": m.discovery.display().to_string(),
+            "healthy": m.healthy,
+        }));
+    }
+    f.insert("instances".into(), Value::Array(list));
 }
 
 /// `url` prints the bare URL on stdout (for `$(…)`), local and cloud alike.

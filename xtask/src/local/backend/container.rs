@@ -337,6 +337,25 @@ pub fn run_args(spec: &Spec, port: u16, image: &str, by_secret: bool) -> Vec<Str
         "-v".into(),
         format!("{}:/disco", spec.disco.display()),
     ]);
+    if let Some(dir) = spec
+        .env
+        .0
+        .iter()
+        .find(|(n, _)| n == "WB_DATABASE_URL")
+        .and_then(|(_, v)| socket_dir(v.expose()))
+    {
+        // A DSN on a unix socket: the engine in the container reaches it at the same
+        // path (SPEC §18 "Local SCALE"). The path is not a secret; the DSN stays in env.
+        args.extend(["-v".into(), format!("{dir}:{dir}")]);
+    }
+    if let Some((memory_mb, cpus)) = spec.limits {
+        args.extend([
+            "--memory".into(),
+            format!("{memory_mb}m"),
+            "--cpus".into(),
+            cpus.to_string(),
+        ]);
+    }
     for (name, value) in &spec.env.0 {
         if by_secret && value.is_secret() {
             args.push("--secret".into());
@@ -348,6 +367,22 @@ pub fn run_args(spec: &Spec, port: u16, image: &str, by_secret: bool) -> Vec<Str
     }
     args.push(image.to_string());
     args
+}
+
+/// The unix-socket directory a PostgreSQL DSN names as its host, if any: `host=/dir`
+/// in a URL's query or among key=value words (libpq's two spellings).
+pub fn socket_dir(dsn: &str) -> Option<String> {
+    let dsn = dsn.trim();
+    let words: Vec<&str> = if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        dsn.split_once('?')?.1.split('&').collect()
+    } else {
+        dsn.split_whitespace().collect()
+    };
+    words.iter().find_map(|w| {
+        let value = w.strip_prefix("host=")?;
+        let value = value.replace("%2F", "/").replace("%2f", "/");
+        (value.starts_with('/') && !value.contains(':') && !value.contains(',')).then_some(value)
+    })
 }
 
 impl Backend for Container {
@@ -505,6 +540,49 @@ impl Backend for Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_dsn_names_its_directory_and_others_none() {
+        for (dsn, want) in [
+            (
+                "postgres://wb@/wb?host=/tmp/pg/sock&port=5433",
+                Some("/tmp/pg/sock"),
+            ),
+            (
+                "postgresql://wb@/wb?port=1&host=%2Frun%2Fpg",
+                Some("/run/pg"),
+            ),
+            ("host=/tmp/s port=5432 user=wb dbname=wb", Some("/tmp/s")),
+            ("postgres://wb:pw@127.0.0.1:5432/wb", None),
+            ("host=db.example.com user=wb", None),
+            ("postgres://wb@/wb?host=/a,/b", None),
+        ] {
+            assert_eq!(socket_dir(dsn).as_deref(), want, "{dsn}");
+        }
+    }
+
+    #[test]
+    fn instances_size_and_socket_shape_the_run() {
+        let mut spec = super::super::test_spec("demo", None).instance(2);
+        spec.limits = Some((2048, 2));
+        let args = run_args(&spec, 41002, REFERENCE_IMAGE, false).join(" ");
+        assert!(args.contains("--name wb-demo.2 "), "{args}");
+        assert!(
+            args.contains("-v /st/demo/data:/data -v /st/demo/instances/2/disco:/disco"),
+            "{args}"
+        );
+        assert!(args.contains("--memory 2048m --cpus 2"), "{args}");
+        assert!(!args.contains("/tmp/pg"), "{args}");
+        spec.env.0.push((
+            "WB_DATABASE_URL".into(),
+            crate::core::engine_env::EnvValue::Secret(crate::core::secret::Secret::new(
+                "postgres://wb@/wb?host=/tmp/pg/sock",
+            )),
+        ));
+        let args = run_args(&spec, 41002, REFERENCE_IMAGE, false).join(" ");
+        assert!(args.contains("-v /tmp/pg/sock:/tmp/pg/sock"), "{args}");
+        assert!(!args.contains("postgres://"), "{args}");
+    }
 
     #[test]
     fn run_args_carry_names_never_values() {

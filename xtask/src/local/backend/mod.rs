@@ -38,6 +38,11 @@ pub struct Spec {
     pub guest_port: u16,
     /// The deployment's IMAGE.
     pub image: String,
+    /// With `SCALE` > 1: which instance (from 1) this spec runs, in its own
+    /// `instances/<n>/` beside the shared `data/`.
+    pub index: Option<u16>,
+    /// `SIZE` as (memory in MB, CPUs): `--memory`/`--cpus` for docker and podman.
+    pub limits: Option<(u32, u32)>,
 }
 
 impl Spec {
@@ -52,12 +57,37 @@ impl Spec {
             env,
             guest_port,
             image: image.to_string(),
+            index: None,
+            limits: None,
         }
     }
 
-    /// The container / VM name: `wb-<id>`.
+    /// Instance `n` (from 1) of a scaled deployment (SPEC §18 "Local SCALE"): its own
+    /// `instances/<n>/{disco,engine.pid,engine.log,instance.json}`, the shared `data/`.
+    pub fn instance(&self, n: u16) -> Spec {
+        let slot = self.dir.join("instances").join(n.to_string());
+        Spec {
+            id: self.id.clone(),
+            data: self.data.clone(),
+            disco: slot.join("disco"),
+            log: slot.join("engine.log"),
+            pid_file: slot.join("engine.pid"),
+            env: self.env.clone(),
+            guest_port: self.guest_port,
+            image: self.image.clone(),
+            index: Some(n),
+            limits: self.limits,
+            dir: slot,
+        }
+    }
+
+    /// The container / VM name: `wb-<id>`, or `wb-<id>.<n>` for instance `n` (IDs
+    /// cannot contain `.`).
     pub fn name(&self) -> String {
-        format!("wb-{}", self.id)
+        match self.index {
+            Some(n) => format!("wb-{}.{n}", self.id),
+            None => format!("wb-{}", self.id),
+        }
     }
 
     /// The discovery file the engine writes.
