@@ -96,14 +96,6 @@ pub const KIT_INPUTS: &[&str] = &[
     "WB_HEALTH_PATH",
     "WB_ENGINE_KEYS",
     "WB_PURGE",
-    "WB_SCALE",
-    "WB_REGIONS",
-    "WB_SIZE",
-    "WB_MEMORY_MB",
-    "WB_CPUS",
-    "WB_AUTO_STOP",
-    "WB_STRATEGY",
-    "WB_HEALTH_PATH",
     "UPDATE",
 ];
 

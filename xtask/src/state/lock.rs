@@ -103,18 +103,7 @@ impl ApplyLock {
     }
 
     fn try_take(path: &Path, warn: &dyn Fn(&str)) -> Result<Result<ApplyLock, Busy>, String> {
-        if let Some(dir) = path.parent() {
-            super::ensure_private_dir(dir)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| format!("cannot open lock {}: {e}", path.display()))?;
+        let mut file = super::open_lock_file(path)?;
         let mut text = String::new();
         match file.try_lock() {
             Ok(()) => {}

@@ -183,31 +183,36 @@ impl FileLock {
 
     /// `Ok(None)` when another process holds the lock.
     fn try_acquire(path: &Path) -> Result<Option<FileLock>, String> {
-        if let Some(dir) = path.parent() {
-            ensure_private_dir(dir)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            // A symlink planted as the lock must not make the kit create its target.
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => format!(
-                    "the lock {} is a symbolic link — the kit never follows links in its state dir; remove it and try again",
-                    path.display()
-                ),
-                _ => format!("cannot open lock {}: {e}", path.display()),
-            })?;
+        let file = open_lock_file(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(FileLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
         }
     }
+}
+
+/// Opens (creating 0600) a lock file in a private dir, never through a symlink: a link
+/// planted as the lock must not make the kit create its target.
+pub fn open_lock_file(path: &Path) -> Result<File, String> {
+    if let Some(dir) = path.parent() {
+        ensure_private_dir(dir)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!(
+                "the lock {} is a symbolic link — the kit never follows links in its state dir; remove it and try again",
+                path.display()
+            ),
+            _ => format!("cannot open lock {}: {e}", path.display()),
+        })
 }
 
 /// The per-deployment salt for fingerprint hashes, made once (0600).
