@@ -466,7 +466,12 @@ fn without_flyctl_the_recipe_points_at_the_installer() {
     if std::path::Path::new("/usr/bin/flyctl").exists()
         || std::path::Path::new("/usr/bin/fly").exists()
     {
-        eprintln!("SKIPPED: a real flyctl is installed in /usr/bin");
+        let why = "a real flyctl is installed in /usr/bin, so no PATH without one can be made";
+        assert!(
+            std::env::var("WB_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "WB_REQUIRE_TOOLS=1 and {why}"
+        );
+        eprintln!("SKIPPED: {why}");
         return;
     }
     let run = sb.deploy(&["apply", FILE]);

@@ -108,7 +108,6 @@ fn double_ready() -> bool {
     })
 }
 
-/// A random hex token, fresh per call.
 /// ~/.fly/config.yml as `flyctl auth login` leaves it: the token and `last_login`
 /// (internal/config/config.go), here `days_ago` days back. flyctl ignores a file token
 /// whose last_login is missing or older than 30 days (command.go RequireSession).
@@ -120,28 +119,7 @@ fn config_yml(days_ago: u64) -> String {
         - days_ago * 86_400;
     format!(
         "access_token: fo1_test_token\nlast_login: {}\n",
-        rfc3339_utc(secs)
-    )
-}
-
-/// Seconds since the epoch as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
-fn rfc3339_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        xtask::state::releases::rfc3339(std::time::Duration::from_secs(secs))
     )
 }
 

@@ -58,7 +58,7 @@ fn provider_contract(view: &View, provider: &str, contract: &Contract, p: &mut P
         p.warnings.push(Diagnostic::warning(
             prop.line,
             format!(
-                "REGION means nothing to the `{provider}` recipe (its header does not require it) — it is ignored"
+                "REGION means nothing to the `{provider}` recipe (its header does not require it) — it is ignored; remove the line"
             ),
         ));
     }
