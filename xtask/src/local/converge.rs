@@ -152,7 +152,7 @@ fn attempt(
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
     )
-    .after_down(state::stopped::is_stopped(&spec.dir));
+    .after_down(state::releases::is_stopped(&spec.dir));
     let (resolved, raw) = resolved(local, backend.as_mut(), spec, kind, &salt).map_err(fail)?;
     let record = Applied {
         intended: intended.fingerprint(local.d, &salt),

@@ -202,10 +202,7 @@ impl<'a> Local<'a> {
             }
             converge::clear_instance(&one);
         }
-        if state::last_applied(&spec.dir).is_some() {
-            state::stopped::mark(&spec.dir);
-        }
-        let _ = state::forget_applied(&spec.dir);
+        let _ = state::releases::stop(&spec.dir);
         Ok((self.at(&spec, inst.as_ref()), was_running))
     }
 

@@ -101,7 +101,7 @@ pub fn apply(local: &Local, force: bool) -> Result<Up, Failed> {
         &intended,
         before.as_ref().map(|b| (b, salt.as_slice())),
     )
-    .after_down(state::stopped::is_stopped(&top.dir));
+    .after_down(state::releases::is_stopped(&top.dir));
     let (resolved, raw) =
         converge::resolved(local, backend.as_mut(), &first, kind, &salt).map_err(fail)?;
     let record = Applied {

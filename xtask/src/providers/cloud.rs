@@ -237,7 +237,7 @@ impl<'a> Cloud<'a> {
             &self.intended(&recipe, &before_env),
             before.as_ref().map(|b| (b, salt.as_slice())),
         )
-        .after_down(state::stopped::is_stopped(dir));
+        .after_down(state::releases::is_stopped(dir));
         let (deploy_env, bearer) = self.ensure_bearer(&store, before_env)?;
         if !deploy_env.has(SIGNING_KEY) {
             self.report.warn(&format!(
@@ -445,11 +445,7 @@ impl<'a> Cloud<'a> {
         if finished.code != 0 || spawn::interrupted() {
             return Err(self.failed(Action::Down, finished.code, ""));
         }
-        let was_applied = state::last_applied(dir).is_some();
-        state::forget_applied(dir)?;
-        if was_applied {
-            state::stopped::mark(dir);
-        }
+        state::releases::stop(dir)?;
         let lines = |prefix: &str| -> Vec<String> {
             finished
                 .stdout

@@ -11,7 +11,6 @@ use crate::edge::Vars;
 
 pub mod lock;
 pub mod releases;
-pub mod stopped;
 pub mod store;
 
 pub use lock::ApplyLock;

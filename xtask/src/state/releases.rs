@@ -132,6 +132,9 @@ impl Release {
 /// The file as read: whether the newest release is what runs, and the releases.
 struct Book {
     applied: bool,
+    /// `down` stopped what was applied from this machine (and no apply since): `plan`
+    /// says "start again", not "never applied".
+    stopped: bool,
     releases: Vec<Release>,
 }
 
@@ -140,6 +143,7 @@ fn read(dir: &Path) -> Option<Book> {
     let v: Value = serde_json::from_str(&text).ok()?;
     Some(Book {
         applied: v.get("applied").and_then(Value::as_bool).unwrap_or(false),
+        stopped: v.get("stopped").and_then(Value::as_bool).unwrap_or(false),
         releases: v
             .get("releases")?
             .as_array()?
@@ -152,6 +156,7 @@ fn read(dir: &Path) -> Option<Book> {
 fn write(dir: &Path, book: &Book) -> Result<(), String> {
     let v = json!({
         "applied": book.applied,
+        "stopped": book.stopped,
         "releases": book.releases.iter().map(Release::to_json).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&v).expect("JSON values serialize") + "\n";
@@ -168,6 +173,7 @@ pub fn list(dir: &Path) -> Vec<Release> {
 pub fn append(dir: &Path, mut release: Release) -> Result<u32, String> {
     let mut book = read(dir).unwrap_or(Book {
         applied: false,
+        stopped: false,
         releases: Vec::new(),
     });
     release.number = book.releases.last().map_or(1, |r| r.number + 1);
@@ -179,6 +185,7 @@ pub fn append(dir: &Path, mut release: Release) -> Result<u32, String> {
     let extra = book.releases.len().saturating_sub(KEPT);
     book.releases.drain(..extra);
     book.applied = true;
+    book.stopped = false;
     write(dir, &book)?;
     remove_legacy(dir)?;
     Ok(number)
@@ -210,6 +217,30 @@ pub fn forget_applied(dir: &Path) -> Result<(), String> {
         write(dir, &book)?;
     }
     remove_legacy(dir)
+}
+
+/// `down` stopped what was applied: like [`forget_applied`], and remembered, so `plan`
+/// says "start again" (until the next apply records a release).
+pub fn stop(dir: &Path) -> Result<(), String> {
+    let was_applied = last_applied(dir).is_some();
+    let book = read(dir);
+    forget_applied(dir)?;
+    if was_applied {
+        let mut book = read(dir).or(book).unwrap_or(Book {
+            applied: false,
+            stopped: false,
+            releases: Vec::new(),
+        });
+        book.applied = false;
+        book.stopped = true;
+        write(dir, &book)?;
+    }
+    Ok(())
+}
+
+/// Whether `down` stopped the deployment and no apply has recorded anything since.
+pub fn is_stopped(dir: &Path) -> bool {
+    read(dir).is_some_and(|b| b.stopped && !b.applied)
 }
 
 fn remove_legacy(dir: &Path) -> Result<(), String> {

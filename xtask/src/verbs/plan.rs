@@ -35,7 +35,7 @@ pub fn intended_and_plan(loaded: &Loaded, d: &Deployment, vars: &Vars) -> (Inten
     let before = state::last_applied(&dir);
     let salt = state::existing_salt(&dir);
     let last = before.as_ref().zip(salt.as_deref());
-    let plan = plan::plan(d, &intended, last).after_down(state::stopped::is_stopped(&dir));
+    let plan = plan::plan(d, &intended, last).after_down(state::releases::is_stopped(&dir));
     (intended, plan)
 }
 
